@@ -12,7 +12,10 @@ from fp4stack.errors import FP4StackError
 
 # Modules that each define ``add_parser(subparsers)`` for one group of verbs. They import
 # their heavy dependencies inside the verb, so one verb never slows down another.
-VERB_MODULES: tuple[str, ...] = ("fp4stack.commands.patching",)
+VERB_MODULES: tuple[str, ...] = (
+    "fp4stack.commands.patching",
+    "fp4stack.commands.building",
+)
 
 DESCRIPTION = """\
 fp4stack keeps quilt-style patch stacks against pinned upstreams (compressed-tensors,
