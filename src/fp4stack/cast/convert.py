@@ -1,0 +1,234 @@
+"""The MXFP4 → NVFP4 math for one tensor: closed-form map, OOR requantization, best-of-two.
+
+MXFP4 stores blocks of 32 E2M1 values with an E8M0 scale ``2**k``. NVFP4 stores blocks of 16
+with an E4M3 scale, times one FP32 scale per tensor. With the tensor scale ``2**m``,
+``m = k_max - 8``, every block with ``k_max - k <= 17`` is exact: nibbles verbatim, both halves
+with the E4M3 scale ``2**(k - m)``. The others ("OOR") are requantized under ``2**m``; when a
+tensor has any, a plain dequantize → standard NVFP4 quantize is also tried and the lower-SSE
+result (against the MXFP4 values) is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fp4stack.cast.fp4 import (
+    E2M1_MAX,
+    E2M1_VALUES,
+    E4M3_MAX,
+    E4M3_MIN_SUBNORMAL,
+    E4M3_VALUES,
+    e2m1_encode,
+    e4m3_encode,
+    e4m3_pow2_code,
+)
+from fp4stack.errors import UsageError
+
+E8M0_BIAS = 127
+E8M0_NAN = 255
+MIN_TENSOR_EXP = -126  # 2**m and its reciprocal (compressed-tensors) stay normal FP32
+OOR_CANDIDATE_CODES = np.arange(1, 9, dtype=np.uint8)  # E4M3 2**-9 .. 2**-6
+CHUNK_BLOCKS = 1 << 15
+
+
+@dataclass
+class TensorStats:
+    """What happened to one tensor, for the final report."""
+
+    name: str
+    blocks: int
+    exact_blocks: int
+    oor_blocks: int
+    sse: float
+    values: int
+    path: str  # "exact" | "closed-form" | "requantize"
+    sse_requantize: float | None = None  # None: skipped once it exceeded the closed form
+
+    @property
+    def mse(self) -> float:
+        return self.sse / self.values if self.values else 0.0
+
+    @property
+    def lossless_pct(self) -> float:
+        return 100.0 * self.exact_blocks / self.blocks if self.blocks else 100.0
+
+
+@dataclass
+class CastResult:
+    """NVFP4 data of one tensor: packed nibbles (same layout as the source), E4M3 scale codes
+    per 16 elements (uint8 bit patterns), and the per-tensor scale (value multiplied in)."""
+
+    packed: np.ndarray
+    scales: np.ndarray
+    tensor_scale: float
+    stats: TensorStats
+
+
+def _nonzero_blocks(blocks: np.ndarray) -> np.ndarray:
+    """Per row of 16 packed bytes: does any nibble have a non-zero magnitude?"""
+    return (blocks & 0x77).any(axis=-1)
+
+
+def _k_max(blocks: np.ndarray, e8m0: np.ndarray, counts: np.ndarray) -> int | None:
+    """Largest exponent among blocks that are not all zero (all-zero blocks fit any scale)."""
+    for level in np.nonzero(counts)[0][::-1]:
+        if _nonzero_blocks(blocks[e8m0 == level]).any():
+            return int(level) - E8M0_BIAS
+    return None
+
+
+def _amax(blocks: np.ndarray, e8m0: np.ndarray, counts: np.ndarray) -> float:
+    """Largest magnitude of the tensor, scanning exponent levels from the top."""
+    amax = 0.0
+    for level in np.nonzero(counts)[0][::-1]:
+        scale = 2.0 ** (int(level) - E8M0_BIAS)
+        if E2M1_MAX * scale <= amax:
+            break
+        sel = blocks[e8m0 == level]
+        mag = max(int((sel & 0x07).max(initial=0)), int(((sel >> 4) & 0x07).max(initial=0)))
+        amax = max(amax, E2M1_VALUES[mag] * scale)
+    return amax
+
+
+def _decode(blocks: np.ndarray, e8m0: np.ndarray, shift: int = 0) -> np.ndarray:
+    """MXFP4 blocks (n, 16) bytes → float64 values (n, 32), times ``2**-shift``."""
+    vals = np.empty((blocks.shape[0], 32), dtype=np.float64)
+    vals[:, 0::2] = E2M1_VALUES[blocks & 0x0F]
+    vals[:, 1::2] = E2M1_VALUES[blocks >> 4]
+    exps = e8m0.astype(np.int32) - (E8M0_BIAS + shift)
+    return np.ldexp(vals, exps[:, None])
+
+
+def _pack(nibbles: np.ndarray) -> np.ndarray:
+    """(n, 32) nibbles → (n, 16) bytes, low nibble first."""
+    return nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)
+
+
+def _requantize_fixed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best E4M3 scale among tiny candidates for each 16-half of OOR blocks.
+
+    ``x`` (n, 32) is already divided by the tensor scale. Returns nibbles (n, 32), codes (n, 2)
+    and squared error per 16-half (n, 2), all in units of the tensor scale.
+    """
+    halves = x.reshape(-1, 16)
+    best_err = np.full(halves.shape[0], np.inf)
+    best_q = np.zeros(halves.shape, dtype=np.uint8)
+    best_code = np.ones(halves.shape[0], dtype=np.uint8)
+    for code in OOR_CANDIDATE_CODES:
+        s = E4M3_VALUES[code]
+        q = e2m1_encode(halves / s)
+        err = np.square(E2M1_VALUES[q] * s - halves).sum(axis=1)
+        better = err < best_err
+        best_err[better], best_q[better], best_code[better] = err[better], q[better], code
+    return best_q.reshape(x.shape), best_code.reshape(-1, 2), best_err.reshape(-1, 2)
+
+
+def _standard_quantize(
+    x: np.ndarray, tensor_scale: np.float32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plain NVFP4 quantization of values (n, 32) under ``tensor_scale = amax / (6 * 448)``:
+    per-16 scale = E4M3(amax16 / (6 * tensor_scale)), zero blocks get 1.0, clamped to
+    [2**-9, 448]. Returns nibbles (n, 32), codes (n, 2), squared error per block (n,)."""
+    halves = x.reshape(-1, 16)
+    amax16 = np.abs(halves).max(axis=1).astype(np.float32)
+    ideal = amax16 / (np.float32(E2M1_MAX) * tensor_scale)
+    ideal[ideal == 0] = 1.0
+    codes = e4m3_encode(np.clip(ideal, E4M3_MIN_SUBNORMAL, E4M3_MAX).astype(np.float64))
+    step = (E4M3_VALUES[codes].astype(np.float32) * tensor_scale).astype(np.float64)
+    q = e2m1_encode(halves / step[:, None])
+    err = np.square(E2M1_VALUES[q] * step[:, None] - halves).sum(axis=1)
+    return q.reshape(x.shape), codes.reshape(-1, 2), err.reshape(-1, 2).sum(axis=1)
+
+
+def _check_e8m0(counts: np.ndarray, e8m0: np.ndarray, label: str) -> None:
+    if counts[E8M0_NAN]:
+        where = np.unravel_index(int(np.argmax(e8m0 == E8M0_NAN)), e8m0.shape)
+        raise UsageError(
+            f"{label}: E8M0 scale 255 (NaN in the MX spec) at index {tuple(map(int, where))}"
+            f" ({int(counts[E8M0_NAN])} such scales)",
+            hint="the source checkpoint is corrupt; no NVFP4 value can represent NaN",
+        )
+
+
+def _scale_lut(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """E8M0 byte → E4M3 code of ``2**(k - m)`` (clamped), and whether that is exact."""
+    d = np.arange(256) - E8M0_BIAS - m
+    codes = np.array([e4m3_pow2_code(int(v)) for v in np.clip(d, -9, 8)], dtype=np.uint8)
+    return codes, d >= -9
+
+
+def _duplicate(codes: np.ndarray) -> np.ndarray:
+    """(..., G) codes → (..., 2G), each repeated for both 16-halves of its 32-block."""
+    wide = codes.astype(np.uint16) * np.uint16(0x0101)
+    return wide.view(np.uint8).reshape(*codes.shape[:-1], codes.shape[-1] * 2)
+
+
+def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
+    """Cast one MXFP4 tensor to NVFP4.
+
+    :param packed: uint8 (..., G*16), two E2M1 per byte, low nibble first; may be modified
+        in place when writable.
+    :param e8m0: uint8 (..., G), one biased exponent per 32 values.
+    :param label: "file: tensor", used in error messages and the report.
+    """
+    blocks = packed.reshape(-1, 16)
+    flat_e = e8m0.reshape(-1)
+    counts = np.bincount(flat_e, minlength=256)
+    _check_e8m0(counts, e8m0, label)
+    k_max = _k_max(blocks, flat_e, counts)
+    m = 0 if k_max is None else max(k_max - 8, MIN_TENSOR_EXP)
+    lut, exact_lut = _scale_lut(m)
+    codes = lut[flat_e]
+    low = np.nonzero(~exact_lut[flat_e])[0]
+    oor = low[_nonzero_blocks(blocks[low])] if low.size else low
+    stats = TensorStats(
+        label, flat_e.size, flat_e.size, int(oor.size), 0.0, flat_e.size * 32, "exact"
+    )
+    if oor.size == 0:
+        return CastResult(packed, _duplicate(codes.reshape(e8m0.shape)), 2.0**m, stats)
+
+    x = _decode(blocks[oor], flat_e[oor], shift=m)
+    q, oor_codes, err = _requantize_fixed(x)
+    stats.sse = float(err.sum()) * 4.0**m
+    stats.exact_blocks -= int(np.count_nonzero(err.sum(axis=1)))
+    stats.path = "closed-form"
+    requant = _try_standard(blocks, flat_e, counts, stats)
+    if requant is not None:
+        new_packed, new_codes, tensor_scale = requant
+        return CastResult(
+            new_packed.reshape(packed.shape),
+            new_codes.reshape(*e8m0.shape[:-1], e8m0.shape[-1] * 2),
+            tensor_scale,
+            stats,
+        )
+
+    out = packed if packed.flags.writeable else packed.copy()
+    out.reshape(-1, 16)[oor] = _pack(q)
+    scales = _duplicate(codes.reshape(e8m0.shape)).reshape(-1, 2)
+    scales[oor] = oor_codes
+    return CastResult(out, scales.reshape(*e8m0.shape[:-1], -1), 2.0**m, stats)
+
+
+def _try_standard(
+    blocks: np.ndarray, flat_e: np.ndarray, counts: np.ndarray, stats: TensorStats
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Plain requantize of the whole tensor, chunk by chunk; abandoned as soon as its SSE
+    exceeds the closed form's (SSE only grows). Returns its output only when strictly better."""
+    tensor_scale = np.float32(_amax(blocks, flat_e, counts)) / np.float32(E2M1_MAX * E4M3_MAX)
+    out_packed = np.empty_like(blocks)
+    out_codes = np.empty((blocks.shape[0], 2), dtype=np.uint8)
+    sse, exact = 0.0, 0
+    for start in range(0, blocks.shape[0], CHUNK_BLOCKS):
+        sl = slice(start, start + CHUNK_BLOCKS)
+        x = _decode(blocks[sl], flat_e[sl])
+        q, codes, err = _standard_quantize(x, tensor_scale)
+        sse += float(err.sum())
+        if sse >= stats.sse:
+            return None
+        out_packed[sl], out_codes[sl] = _pack(q), codes
+        exact += int(np.count_nonzero(err == 0))
+    stats.sse_requantize = sse
+    stats.sse, stats.exact_blocks, stats.path = sse, exact, "requantize"
+    return out_packed, out_codes, float(tensor_scale)
