@@ -15,6 +15,8 @@ from fp4stack.errors import FP4StackError
 VERB_MODULES: tuple[str, ...] = (
     "fp4stack.commands.patching",
     "fp4stack.commands.building",
+    "fp4stack.commands.testing",
+    "fp4stack.commands.housekeeping",
 )
 
 DESCRIPTION = """\

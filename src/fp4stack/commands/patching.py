@@ -6,6 +6,7 @@ import argparse
 
 from fp4stack import stack
 from fp4stack.commands.common import add_upstream_args, selected
+from fp4stack.lint import lint_series
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_upstream_args(refresh)
     refresh.add_argument("--check", action="store_true", help="dry run: exit 1 if stale")
     refresh.set_defaults(func=run_refresh)
+    add_lint_parser(subparsers)
 
 
 def run_apply(args: argparse.Namespace) -> int:
@@ -60,4 +62,39 @@ def run_refresh(args: argparse.Namespace) -> int:
     if args.check and stale_any:
         print("patches need update: run `make refresh`")
         return 1
+    return 0
+
+
+def add_lint_parser(subparsers: argparse._SubParsersAction) -> None:
+    lint = subparsers.add_parser(
+        "lint",
+        help="check patch headers, series consistency, and that a re-export changes nothing",
+        description="Fail on: a series entry with no file; a patch file missing from the "
+        "series; a patch without a description of why it exists, without exactly one valid "
+        "`Upstream-Status:` (Backport [version] | Submitted [url] | Pending [why] | "
+        "Inappropriate [why]), without a `Bug:` URL, or without a `Test:` naming an existing "
+        "test; and patches that `refresh` would rewrite (re-export dry run).",
+    )
+    add_upstream_args(lint)
+    lint.add_argument("--no-export-check", action="store_true",
+                      help="skip the re-export dry run (needs no download)")  # fmt: skip
+    lint.set_defaults(func=run_lint)
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    project, upstreams = selected(args)
+    problems: list[str] = []
+    for upstream in upstreams:
+        found = lint_series(project, upstream)
+        if not found and not args.no_export_check:
+            stack.apply(project, upstream)
+            found = [f"patches/{upstream.id}/{n}: a re-export would change it; run "
+                     "`make refresh`" for n in stack.stale(project, upstream)]  # fmt: skip
+        problems += found
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s)")
+        return 1
+    print(f"patch lint: {len(upstreams)} stacks clean")
     return 0

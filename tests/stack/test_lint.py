@@ -1,0 +1,50 @@
+"""`fp4stack lint` rejects patches that do not say why, when they can go, and what proves them."""
+
+from __future__ import annotations
+
+from fp4stack import stack
+from fp4stack.lint import lint_series
+
+from .conftest import MESSAGE, commit_edit
+
+
+def _lint_with(toy, message):
+    upstream = toy.upstreams["toy"]
+    stack.apply(toy, upstream)
+    commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return 3 * x\n", message)
+    stack.refresh(toy, upstream)
+    return lint_series(toy, upstream)
+
+
+def test_a_complete_header_is_clean(toy):
+    assert _lint_with(toy, MESSAGE) == []
+
+
+def test_missing_status_bug_and_test_are_each_reported(toy):
+    bare = MESSAGE.split("\n\nUpstream-Status")[0] + "\n"
+    problems = "\n".join(_lint_with(toy, bare))
+    assert "Upstream-Status" in problems and "Bug:" in problems and "Test:" in problems
+
+
+def test_malformed_status_and_unknown_test_are_reported(toy):
+    message = MESSAGE.replace("Pending [toy upstream has no tracker]", "Maybe later").replace(
+        "test_triples", "test_nowhere"
+    )
+    problems = "\n".join(_lint_with(toy, message))
+    assert "'Maybe later' is not" in problems
+    assert "no test_nowhere in tests/toy/test_scale.py" in problems
+
+
+def test_a_patch_without_a_description_is_reported(toy):
+    message = "Triple\n\n" + MESSAGE.split("\n\n", 2)[2]
+    assert any("no description" in p for p in _lint_with(toy, message))
+
+
+def test_series_and_files_must_agree(toy):
+    upstream = toy.upstreams["toy"]
+    patch_dir = toy.patches(upstream)
+    (patch_dir / "stray.patch").write_text("not listed\n")
+    (patch_dir / "series").write_text("ghost.patch\n")
+    problems = "\n".join(lint_series(toy, upstream))
+    assert "lists ghost.patch, which does not exist" in problems
+    assert "stray.patch: not listed" in problems
