@@ -13,6 +13,8 @@ from pathlib import Path
 from fp4stack.log import log
 
 NO_TESTS_COLLECTED = 5
+# No machine that runs these reaches the Hugging Face Hub: fail at once instead of retrying.
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)")
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
@@ -46,7 +48,7 @@ def run_pytest(
     argv = [str(python), "-m", "pytest", "-rA", "-p", "no:cacheprovider", *args]
     log(" ".join(argv), kind="cmd")
     process = subprocess.Popen(
-        argv, cwd=cwd, env={**os.environ, **(env or {})},
+        argv, cwd=cwd, env={**os.environ, **OFFLINE, **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert process.stdout is not None

@@ -1,0 +1,42 @@
+"""The command line: teaching help, one ERROR line for user mistakes, exit codes to trust."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def _fp4stack(root, *args):
+    env = {**os.environ, "FP4STACK_ROOT": str(root)}
+    return subprocess.run([sys.executable, "-m", "fp4stack", *args], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def test_help_lists_every_verb(toy):
+    result = _fp4stack(toy.root, "--help")
+    assert result.returncode == 0
+    for verb in ("apply", "refresh", "lint", "wheel", "test", "prove", "clean"):
+        assert f"    {verb} " in result.stdout
+
+
+def test_unknown_upstream_is_one_clear_error(toy):
+    result = _fp4stack(toy.root, "apply", "nope")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "ERROR: unknown upstream nope (pinned: toy)"
+
+
+def test_apply_twice_then_lint_and_refresh_check(toy):
+    assert _fp4stack(toy.root, "apply").returncode == 0
+    second = _fp4stack(toy.root, "apply")
+    assert second.returncode == 0 and "up to date" in second.stderr
+    assert _fp4stack(toy.root, "refresh", "--check").returncode == 0
+    lint = _fp4stack(toy.root, "lint")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_lint_fails_with_the_patch_named(toy):
+    (toy.patches(toy.upstreams["toy"]) / "stray.patch").write_text("x\n")
+    result = _fp4stack(toy.root, "lint", "--no-export-check")
+    assert result.returncode == 1
+    assert "patches/toy/stray.patch: not listed in patches/toy/series" in result.stdout
