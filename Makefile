@@ -8,7 +8,7 @@ FP4STACK := $(TOOL_VENV)/bin/fp4stack
 UPSTREAM ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help wheel test apply prove refresh lint clean distclean
+.PHONY: help wheel test apply prove refresh lint pr clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 12
@@ -27,6 +27,9 @@ prove: $(FP4STACK) ## each patch's regression test: red on pristine, green on pa
 
 refresh: $(FP4STACK) ## export commits in build/src/<upstream>/ back to patches/
 	$(FP4STACK) refresh $(UPSTREAM)
+
+pr: $(FP4STACK) ## cut upstream PR branches + texts (build/pr/) from Pending/Submitted patches
+	$(FP4STACK) pr $(UPSTREAM)
 
 lint: $(FP4STACK) ## ruff, patch headers, and a re-export dry run
 	$(TOOL_VENV)/bin/ruff check .

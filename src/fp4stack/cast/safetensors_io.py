@@ -1,4 +1,4 @@
-"""A validating safetensors reader (positional reads, no mmap) and a streaming writer.
+"""A validating safetensors reader and a positional writer (positional reads, no mmap).
 
 Format: u64 little-endian header length N, N bytes of JSON (name -> dtype, shape,
 data_offsets relative to the data area, plus optional ``__metadata__``), then the data area.
@@ -147,8 +147,9 @@ class OutTensor:
         return math.prod(self.shape) * DTYPE_SIZES[self.dtype]
 
 
-def header_bytes(tensors: list[OutTensor], metadata: dict[str, str] | None) -> bytes:
-    """The length-prefixed header, space-padded so the data area starts 8-byte aligned."""
+def layout(tensors: list[OutTensor], metadata: dict[str, str] | None) -> tuple[bytes, list[int]]:
+    """The length-prefixed header (space-padded so data starts 8-byte aligned) and the absolute
+    file offset of each tensor, in order. Data follows the header with no gaps."""
     header: dict[str, object] = {"__metadata__": metadata} if metadata else {}
     offset = 0
     for t in tensors:
@@ -160,60 +161,40 @@ def header_bytes(tensors: list[OutTensor], metadata: dict[str, str] | None) -> b
         offset += t.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-(8 + len(text)) % ALIGN)
-    return struct.pack("<Q", len(text)) + text
+    head = struct.pack("<Q", len(text)) + text
+    starts, pos = [], len(head)
+    for t in tensors:
+        starts.append(pos)
+        pos += t.nbytes
+    return head, starts
 
 
-class SafetensorsWriter:
-    """Writes tensors in the declared order, streaming; checks every size."""
+def create_output(path: Path, head: bytes, size: int) -> None:
+    """Create an output file holding the header and a hole for the data, filled positionally
+    (by several processes at once) with :func:`write_at` and :func:`copy_at`."""
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(size)
 
-    def __init__(
-        self, path: Path, tensors: list[OutTensor], metadata: dict[str, str] | None
-    ) -> None:
-        self.path = path
-        self.pending = list(reversed(tensors))
-        self.file = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self.file.write(header_bytes(tensors, metadata))
 
-    def _next(self, nbytes: int) -> OutTensor:
-        expected = self.pending.pop()
-        if expected.nbytes != nbytes:
-            raise AssertionError(
-                f"{self.path}: {expected.name}: {nbytes} != {expected.nbytes} bytes"
-            )
-        return expected
+def write_at(fd: int, data: np.ndarray, offset: int) -> None:
+    """Write an array's raw bytes at ``offset``."""
+    view = memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
+    while view.nbytes:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
 
-    def write(self, data: np.ndarray) -> None:
-        """Write the next tensor from an array (any dtype; its raw bytes are written)."""
-        data = np.ascontiguousarray(data)
-        self._next(data.nbytes)
-        self.file.write(memoryview(data.reshape(-1).view(np.uint8)))
 
-    def copy(self, src_fd: int, offset: int, nbytes: int) -> None:
-        """Write the next tensor as a byte range of another file, inside the kernel."""
-        self._next(nbytes)
-        self.file.flush()
-        out_fd, done = self.file.fileno(), 0
-        while done < nbytes:
-            try:
-                got = os.copy_file_range(src_fd, out_fd, nbytes - done, offset + done)
-            except OSError:
-                got = 0
-            if got == 0:  # unsupported here, or the source ended: finish in user space
-                self._copy_slow(src_fd, offset + done, nbytes - done)
-                return
-            done += got
-        self.file.seek(0, os.SEEK_END)
-
-    def _copy_slow(self, src_fd: int, offset: int, nbytes: int) -> None:
-        self.file.seek(0, os.SEEK_END)
-        while nbytes:
-            chunk = os.pread(src_fd, min(nbytes, 1 << 24), offset)
+def copy_at(src_fd: int, src_offset: int, fd: int, offset: int, nbytes: int) -> None:
+    """Copy a byte range between files inside the kernel (user space if unsupported)."""
+    while nbytes:
+        try:
+            done = os.copy_file_range(src_fd, fd, nbytes, src_offset, offset)
+        except OSError:
+            done = 0
+        if done == 0:
+            chunk = os.pread(src_fd, min(nbytes, 1 << 24), src_offset)
             if not chunk:
-                raise UsageError(f"{self.path}: source ended while copying a tensor")
-            self.file.write(chunk)
-            offset, nbytes = offset + len(chunk), nbytes - len(chunk)
-
-    def close(self) -> None:
-        self.file.close()
-        if self.pending:
-            raise AssertionError(f"{self.path}: {len(self.pending)} tensors never written")
+                raise UsageError(f"source file (fd {src_fd}) ended while copying a tensor")
+            done = os.pwrite(fd, chunk, offset)
+        src_offset, offset, nbytes = src_offset + done, offset + done, nbytes - done

@@ -37,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     refresh.add_argument("--check", action="store_true", help="dry run: exit 1 if stale")
     refresh.set_defaults(func=run_refresh)
     add_lint_parser(subparsers)
+    add_pr_parser(subparsers)
 
 
 def run_apply(args: argparse.Namespace) -> int:
@@ -97,4 +98,36 @@ def run_lint(args: argparse.Namespace) -> int:
         print(f"{len(problems)} problem(s)")
         return 1
     print(f"patch lint: {len(upstreams)} stacks clean")
+    return 0
+
+
+def add_pr_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pr",
+        help="cut upstream PR branches and texts from a stack",
+        description="For each patch still to go upstream (Upstream-Status Pending or "
+        "Submitted), or the patch files named with --patch: apply it alone onto the pinned "
+        "tag as branch pr/<slug> in build/src/<upstream>/, and write build/pr/<upstream>/"
+        "<slug>/PR.md (title, why, Bug link, the proving tests) and the standalone patch. "
+        "Nothing is pushed.",
+    )
+    add_upstream_args(parser)
+    parser.add_argument("--patch", action="append", default=[], metavar="FILE",
+                        help="a patch file name from the series (repeatable)")  # fmt: skip
+    parser.set_defaults(func=run_pr)
+
+
+def run_pr(args: argparse.Namespace) -> int:
+    from fp4stack import pr
+
+    project, upstreams = selected(args)
+    count = 0
+    for upstream in upstreams:
+        stack.apply(project, upstream)
+        for patch in pr.candidates(project, upstream, args.patch):
+            cut = pr.cut(project, upstream, patch)
+            print(f"{upstream.id}: {cut.branch}  {cut.folder.relative_to(project.root)}/PR.md")
+            count += 1
+    if not count:
+        print("no patches to send upstream (none is Pending or Submitted)")
     return 0

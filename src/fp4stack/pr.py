@@ -1,0 +1,83 @@
+"""Cut upstream pull requests from a stack: one branch and one description per patch.
+
+Nothing is pushed (no machine here reaches GitHub): each PR is a branch ``pr/<slug>`` in
+``build/src/<id>`` holding that patch alone on the pinned tag, plus ``build/pr/<id>/<slug>/``
+with the PR text and the standalone patch, ready to push from a machine that can.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fp4stack import git, sources, stack
+from fp4stack.errors import CommandError, PatchError
+from fp4stack.project import Project, Upstream
+from fp4stack.series import PatchInfo, parse_patch, series_paths
+
+UPSTREAMABLE = ("Pending", "Submitted")
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A prepared PR: its branch and the folder with its text."""
+
+    patch: str
+    branch: str
+    folder: Path
+
+
+def candidates(project: Project, upstream: Upstream, names: list[str]) -> list[PatchInfo]:
+    """The named patches, or every patch still to be sent upstream (Pending or Submitted)."""
+    patches = [parse_patch(p) for p in series_paths(project.patches(upstream))]
+    if names:
+        known = {p.path.name: p for p in patches}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise PatchError(f"not in patches/{upstream.id}/series: {', '.join(missing)}")
+        return [known[n] for n in names]
+    return [p for p in patches
+            if p.trailer("Upstream-Status")[:1] and
+            p.trailer("Upstream-Status")[0].startswith(UPSTREAMABLE)]  # fmt: skip
+
+
+def cut(project: Project, upstream: Upstream, patch: PatchInfo) -> PullRequest:
+    """Apply ``patch`` alone onto the pristine tag as ``pr/<slug>`` and write its PR text."""
+    repo = project.src(upstream)
+    slug = patch.path.name.removesuffix(".patch")
+    branch = f"pr/{slug}"
+    git.git(repo, "branch", "-f", branch, sources.UPSTREAM_BRANCH)
+    worktree = project.build / "pr-worktree" / upstream.id
+    git.git(repo, "worktree", "prune")
+    git.git(repo, "worktree", "add", "-f", "--detach", str(worktree), branch)
+    try:
+        git.git(worktree, "checkout", "-q", branch)
+        git.git(worktree, "am", "--keep-cr", "--quiet", str(patch.path))
+    except CommandError as error:
+        git.git(worktree, "am", "--abort", check=False)
+        raise PatchError(
+            f"patches/{upstream.id}/{patch.path.name} does not apply alone to {upstream.tag}: "
+            f"it depends on an earlier patch in the series\n{error}"
+        ) from None
+    finally:
+        git.git(repo, "worktree", "remove", "--force", str(worktree), check=False)
+    folder = project.build / "pr" / upstream.id / slug
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "PR.md").write_text(describe(upstream, patch, branch))
+    commit = git.rev_parse(repo, branch)
+    (folder / f"{slug}.patch").write_text(git.git(repo, *stack.FORMAT_PATCH, "-1", commit).stdout)
+    return PullRequest(patch.path.name, branch, folder)
+
+
+def describe(upstream: Upstream, patch: PatchInfo, branch: str) -> str:
+    """The PR title and body, from the patch header."""
+    bugs = "\n".join(f"Fixes {b}" for b in patch.trailer("Bug"))
+    tests = "\n".join(f"- `{t}`" for t in patch.trailer("Test"))
+    return (
+        f"# {patch.subject}\n\n{patch.description}\n\n{bugs}\n\n"
+        f"## Testing\n\nRegression test(s) in fp4stack, red on {upstream.distribution} "
+        f"{upstream.version} and green with this change (`make prove`):\n{tests}\n\n"
+        f"## Sending it\n\nBranch `{branch}` in build/src/{upstream.id} is this patch alone on "
+        f"{upstream.tag} ({upstream.commit[:12]}). Rebase it onto {upstream.git} main, push it "
+        f"to your fork, and open the PR with the text above.\n"
+    )

@@ -1,0 +1,24 @@
+"""`fp4stack pr` cuts a branch holding one patch alone on the pinned tag, with its PR text."""
+
+from __future__ import annotations
+
+from fp4stack import git, pr, stack
+
+from .conftest import commit_edit
+
+
+def test_pending_patch_becomes_a_branch_and_a_description(toy):
+    upstream = toy.upstreams["toy"]
+    stack.apply(toy, upstream)
+    commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return x * 3\n")
+    stack.refresh(toy, upstream)
+    [patch] = pr.candidates(toy, upstream, [])
+    cut = pr.cut(toy, upstream, patch)
+    repo = toy.src(upstream)
+    assert git.out(repo, "rev-list", "--count", f"upstream..{cut.branch}") == "1"
+    assert git.show_file(repo, cut.branch, "src/toy/core.py").endswith(b"x * 3\n")
+    text = (cut.folder / "PR.md").read_text()
+    assert text.startswith("# Triple instead of double")
+    assert "Fixes https://example.invalid/toy/issues/1" in text
+    assert "tests/toy/test_scale.py::test_triples" in text
+    assert stack.apply(toy, upstream) is False, "cutting a PR must not disturb the applied tree"
