@@ -44,9 +44,13 @@ def make_temp(dst: Path) -> Path:
     if not parent.is_dir():
         raise UsageError(f"{dst}: parent directory {parent} does not exist")
     try:
-        return Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".fp4stack-tmp", dir=parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".fp4stack-tmp", dir=parent))
     except OSError as error:
         raise UsageError(f"{dst}: cannot write in {parent}: {error.strerror}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; DST should look like any new dir
+    return tmp
 
 
 def _copy_others(src: Source, tmp: Path) -> None:
