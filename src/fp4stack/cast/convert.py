@@ -128,17 +128,20 @@ def _requantize_fixed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def _standard_quantize(
     x: np.ndarray, tensor_scale: np.float32
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Plain NVFP4 quantization of values (n, 32) under ``tensor_scale = amax / (6 * 448)``:
-    per-16 scale = E4M3(amax16 / (6 * tensor_scale)), zero blocks get 1.0, clamped to
-    [2**-9, 448]. Returns nibbles (n, 32), codes (n, 2), squared error per block (n,)."""
-    halves = x.reshape(-1, 16)
-    amax16 = np.abs(halves).max(axis=1).astype(np.float32)
+    """Plain NVFP4 quantization of values (n, 32) under ``tensor_scale = amax / (6 * 448)``,
+    in float32 step by step like ModelOpt's ``NVFP4QTensor.quantize``: per-16 scale =
+    E4M3(amax16 / (6 * tensor_scale)), zero blocks 1.0, clamped to [2**-9, 448].
+    Returns nibbles (n, 32), codes (n, 2), squared error per block (n,)."""
+    halves = x.reshape(-1, 16).astype(np.float32)
+    amax16 = np.abs(halves).max(axis=1)
     ideal = amax16 / (np.float32(E2M1_MAX) * tensor_scale)
     ideal[ideal == 0] = 1.0
-    codes = e4m3_encode(np.clip(ideal, E4M3_MIN_SUBNORMAL, E4M3_MAX).astype(np.float64))
-    step = (E4M3_VALUES[codes].astype(np.float32) * tensor_scale).astype(np.float64)
+    ideal = np.clip(ideal, np.float32(E4M3_MIN_SUBNORMAL), np.float32(E4M3_MAX))
+    codes = e4m3_encode(ideal.astype(np.float64))
+    step = E4M3_VALUES[codes].astype(np.float32) * tensor_scale
     q = e2m1_encode(halves / step[:, None])
-    err = np.square(E2M1_VALUES[q] * step[:, None] - halves).sum(axis=1)
+    decoded = E2M1_VALUES[q].astype(np.float32) * step[:, None]
+    err = np.square(decoded.astype(np.float64) - x.reshape(-1, 16)).sum(axis=1)
     return q.reshape(x.shape), codes.reshape(-1, 2), err.reshape(-1, 2).sum(axis=1)
 
 

@@ -44,7 +44,7 @@ _E4M3_BOUNDS = _rne_bounds(E4M3_VALUES)
 def e2m1_encode(x: np.ndarray) -> np.ndarray:
     """Round float values (already divided by their scale) to E2M1 nibbles, saturating at ±6."""
     mag = np.searchsorted(_E2M1_BOUNDS, np.abs(x), side="left").astype(np.uint8)
-    return mag | (np.signbit(x).astype(np.uint8) << 3)
+    return mag | ((x < 0).astype(np.uint8) << 3)  # -0.0 → +0, as ModelOpt does
 
 
 def e4m3_encode(x: np.ndarray) -> np.ndarray:
