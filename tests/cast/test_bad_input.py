@@ -1,0 +1,280 @@
+"""Bad input: exit code 2, a message naming the file and tensor, and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cast_ckpt import gpt_oss_config, gpt_oss_tensors, write_checkpoint
+from safetensors.torch import save_file
+
+BLOCKS = "model.layers.0.mlp.experts.down_proj_blocks"
+SCALES = "model.layers.0.mlp.experts.down_proj_scales"
+
+
+def make_src(root: Path, shards: int = 1, **edits: torch.Tensor | None) -> Path:
+    """A small gpt-oss checkpoint; ``edits`` replace (or with None, drop) tensors."""
+    tensors = gpt_oss_tensors(np.random.default_rng(0))
+    for name, value in edits.items():
+        name = name.replace("__", ".")
+        if value is None:
+            tensors.pop(name)
+        else:
+            tensors[name] = value
+    return write_checkpoint(root, tensors, gpt_oss_config(), shards=shards)
+
+
+def assert_clean_failure(result: tuple[int, str, str], dst: Path, *needles: str) -> str:
+    code, _, err = result
+    assert code == 2, (code, err)
+    assert err.startswith("ERROR: ") and "Traceback" not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not dst.exists()
+    assert not [p for p in dst.parent.iterdir() if "fp4stack" in p.name]
+    return err
+
+
+def test_truncated_file(tmp_path, run_cli):
+    src = make_src(tmp_path / "src")
+    f = src / "model.safetensors"
+    f.write_bytes(f.read_bytes()[:-100])
+    assert_clean_failure(
+        run_cli(src, tmp_path / "dst"), tmp_path / "dst", str(f), "past the file end"
+    )
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda b: b[:5], lambda b: b[:8] + b"{not json" + b[17:], lambda b: b"\xff" * 8 + b[8:]],
+    ids=["shorter-than-8", "header-not-json", "header-length-huge"],
+)
+def test_corrupt_header(tmp_path, run_cli, damage):
+    src = make_src(tmp_path / "src")
+    f = src / "model.safetensors"
+    f.write_bytes(damage(f.read_bytes()))
+    assert_clean_failure(
+        run_cli(src, tmp_path / "dst"), tmp_path / "dst", str(f), "not a valid safetensors"
+    )
+
+
+def test_wrong_data_size_in_header(tmp_path, run_cli):
+    src = tmp_path / "src"
+    make_src(src)
+    f = src / "model.safetensors"
+    raw = f.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    header[BLOCKS]["shape"][1] += 1  # claims more bytes than its offsets hold
+    text = json.dumps(header, separators=(",", ":")).encode().ljust(n)
+    assert len(text) == n
+    f.write_bytes(raw[:8] + text + raw[8 + n :])
+    assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", str(f), BLOCKS)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_e8m0_255(tmp_path, run_cli, workers):
+    scales = torch.full((4, 64, 2), 120, dtype=torch.uint8)
+    scales[1, 5, 1] = 255
+    src = make_src(tmp_path / "src", shards=2, **{SCALES.replace(".", "__"): scales})
+    err = assert_clean_failure(
+        run_cli(src, tmp_path / "dst", "--workers", workers), tmp_path / "dst", BLOCKS, "255"
+    )
+    assert "(1, 5, 1)" in err and ".safetensors" in err
+
+
+def test_blocks_last_dim_not_16(tmp_path, run_cli):
+    edits = {
+        BLOCKS.replace(".", "__"): torch.zeros((4, 64, 4, 8), dtype=torch.uint8),
+        SCALES.replace(".", "__"): torch.zeros((4, 64, 4), dtype=torch.uint8),
+    }
+    src = make_src(tmp_path / "src", **edits)
+    assert_clean_failure(
+        run_cli(src, tmp_path / "dst"), tmp_path / "dst", BLOCKS, "16", "model.safetensors"
+    )
+
+
+def test_blocks_without_scales(tmp_path, run_cli):
+    src = make_src(tmp_path / "src", shards=2, **{SCALES.replace(".", "__"): None})
+    assert_clean_failure(
+        run_cli(src, tmp_path / "dst"), tmp_path / "dst", BLOCKS, SCALES, ".safetensors"
+    )
+
+
+def test_scales_without_blocks(tmp_path, run_cli):
+    src = make_src(tmp_path / "src", **{BLOCKS.replace(".", "__"): None})
+    assert_clean_failure(
+        run_cli(src, tmp_path / "dst"), tmp_path / "dst", SCALES, "model.safetensors"
+    )
+
+
+def test_shape_disagreement(tmp_path, run_cli):
+    src = make_src(
+        tmp_path / "src", **{SCALES.replace(".", "__"): torch.zeros((4, 64, 3), dtype=torch.uint8)}
+    )
+    assert_clean_failure(
+        run_cli(src, tmp_path / "dst"), tmp_path / "dst", SCALES, BLOCKS, "disagrees"
+    )
+
+
+def test_wrong_dtype(tmp_path, run_cli):
+    src = make_src(
+        tmp_path / "src",
+        **{SCALES.replace(".", "__"): torch.zeros((4, 64, 2), dtype=torch.float16)},
+    )
+    assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", SCALES, "F16")
+
+
+@pytest.mark.parametrize(
+    "qconfig",
+    [
+        None,
+        {"quant_method": "fp8"},
+        {"quant_method": "compressed-tensors", "format": "nvfp4-pack-quantized"},
+    ],
+    ids=["none", "fp8", "ct-nvfp4"],
+)
+def test_unsupported_source_format(tmp_path, run_cli, qconfig):
+    src = make_src(tmp_path / "src")
+    config = json.loads((src / "config.json").read_text())
+    config.pop("quantization_config")
+    if qconfig:
+        config["quantization_config"] = qconfig
+    (src / "config.json").write_text(json.dumps(config))
+    assert_clean_failure(
+        run_cli(src, tmp_path / "dst"), tmp_path / "dst", "config.json", "unsupported source format"
+    )
+
+
+def test_missing_config(tmp_path, run_cli):
+    src = make_src(tmp_path / "src")
+    (src / "config.json").unlink()
+    assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", "config.json")
+
+
+def test_index_names_missing_shard(tmp_path, run_cli):
+    src = make_src(tmp_path / "src", shards=2)
+    (src / "model-00002-of-00002.safetensors").unlink()
+    assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", "model-00002-of-00002")
+
+
+def test_dst_exists_refused_then_forced(tmp_path, run_cli):
+    src, dst = make_src(tmp_path / "src"), tmp_path / "dst"
+    dst.mkdir()
+    (dst / "old.txt").write_text("old")
+    code, _, err = run_cli(src, dst)
+    assert code == 2 and str(dst) in err and "--force" in err
+    assert (dst / "old.txt").exists()
+    code, _, err = run_cli(src, dst, "--force")
+    assert code == 0, err
+    assert not (dst / "old.txt").exists() and (dst / "model.safetensors").exists()
+    assert not [p for p in tmp_path.iterdir() if "fp4stack" in p.name]
+
+
+@pytest.mark.parametrize("inside", ["sub/dst", ".", "dst-link"])
+def test_dst_inside_src(tmp_path, run_cli, inside):
+    src = make_src(tmp_path / "src")
+    (tmp_path / "dst-link").symlink_to(src)
+    dst = src / inside if inside != "dst-link" else tmp_path / "dst-link" / "out"
+    code, _, err = run_cli(src, dst, "--force")
+    assert code == 2 and "inside SRC" in err
+    assert sorted(p.name for p in src.iterdir()) == sorted(
+        ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json"]
+    )
+
+
+def test_dst_contains_src(tmp_path, run_cli):
+    src = make_src(tmp_path / "a" / "src")
+    code, _, err = run_cli(src, tmp_path / "a", "--force")
+    assert code == 2 and "contains SRC" in err and src.exists()
+
+
+@pytest.mark.parametrize("where", ["parent-is-file", "parent-missing", "proc"])
+def test_unwritable_dst_location(tmp_path, run_cli, where):
+    src = make_src(tmp_path / "src")
+    (tmp_path / "file").write_text("x")
+    dst = {
+        "parent-is-file": tmp_path / "file" / "dst",
+        "parent-missing": tmp_path / "no" / "such" / "dst",
+        "proc": Path("/proc/fp4stack-dst"),
+    }[where]
+    code, _, err = run_cli(src, dst)
+    assert code == 2 and str(dst) in err and "Traceback" not in err, err
+    assert not dst.exists()
+
+
+def test_read_only_src(tmp_path, run_cli):
+    src = make_src(tmp_path / "src", shards=2)
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in src.iterdir()}
+    for p in [*src.iterdir(), src]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        code, _, err = run_cli(src, tmp_path / "dst")
+    finally:
+        for p in [src, *src.iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+    assert code == 0, err
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in src.iterdir()} == before
+
+
+def _big_src(root: Path) -> Path:
+    """Slow to cast (every block out of range): about 24 MB of experts."""
+    rng = np.random.default_rng(5)
+    tensors = gpt_oss_tensors(rng, layers=3, experts=8, hidden=512, inter=512, spread=40)
+    return write_checkpoint(root, tensors, gpt_oss_config(3, 8, 512, 512), shards=2)
+
+
+CLI = (
+    "import sys; from fp4stack import cli\n"
+    "m = getattr(cli, 'VERB_MODULES', None)\n"
+    "c = 'fp4stack.cast.cli'\n"
+    "if m is not None and c not in m: cli.VERB_MODULES = (*m, c)\n"
+    "sys.exit(cli.main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_leaves_nothing(tmp_path, sig):
+    src, dst = _big_src(tmp_path / "src"), tmp_path / "dst"
+    argv = [
+        sys.executable,
+        "-c",
+        CLI,
+        "cast",
+        "mxfp4-to-nvfp4",
+        str(src),
+        str(dst),
+        "--workers",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while not any("fp4stack-tmp" in p.name for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(0.3)
+    os.killpg(proc.pid, sig)  # what a terminal's Ctrl-C does: the whole process group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    assert not dst.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_duplicate_tensor_across_shards(tmp_path, run_cli):
+    src = make_src(tmp_path / "src", shards=2)
+    save_file({"lm_head.weight": torch.zeros(2, 2)}, str(src / "extra.safetensors"))
+    index = json.loads((src / "model.safetensors.index.json").read_text())
+    index["weight_map"]["lm_head.weight"] = "extra.safetensors"
+    (src / "model.safetensors.index.json").write_text(json.dumps(index))
+    assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", "lm_head.weight")
