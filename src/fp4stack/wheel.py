@@ -25,7 +25,7 @@ from fp4stack.errors import BuildError
 from fp4stack.log import log
 from fp4stack.project import Project, Upstream
 from fp4stack.series import stack_digest
-from fp4stack.zipcopy import ZipCopier
+from fp4stack.zipcopy import ZipCopier, raw_chunks
 
 LOCAL_LABEL = "fp4stack"
 ID_LENGTH = 10
@@ -71,6 +71,8 @@ def build_wheel(project: Project, upstream: Upstream) -> Path:
     try:
         with zipfile.ZipFile(official_path) as official, temporary.open("wb") as out:
             _repack(official, out, replacements, local_version(project, upstream))
+        with zipfile.ZipFile(official_path) as official, zipfile.ZipFile(temporary) as patched:
+            verify_unchanged(official, patched, replacements)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
@@ -145,6 +147,24 @@ def _repack(
     record_name = f"{new_info}/RECORD"
     writer.add(record_name, _record_bytes(rows, record_name), _new_date())
     writer.close()
+
+
+def verify_unchanged(
+    official: zipfile.ZipFile, patched: zipfile.ZipFile, replacements: dict[str, bytes | None]
+) -> None:
+    """Check that every member outside dist-info and the patch is stored byte for byte as in
+    the official wheel (compiled files included); raise BuildError naming the first that is not."""
+    stored = {info.filename: info for info in patched.infolist()}
+    for info in official.infolist():
+        name = info.filename
+        if name in replacements or ".dist-info/" in name or info.is_dir():
+            continue
+        copy = stored.get(name)
+        if copy is None or (copy.CRC, copy.compress_size) != (info.CRC, info.compress_size):
+            raise BuildError(f"{patched.filename}: {name} differs from the official wheel")
+        if any(a != b for a, b in zip(raw_chunks(official, info), raw_chunks(patched, copy),
+                                      strict=True)):  # fmt: skip
+            raise BuildError(f"{patched.filename}: {name} differs from the official wheel")
 
 
 def _add(

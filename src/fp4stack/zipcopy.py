@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -47,22 +48,10 @@ class ZipCopier:
 
     def copy(self, source: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> None:
         """Copy ``info``'s compressed bytes from ``source`` unchanged, stored as ``name``."""
-        handle = source.fp
-        assert handle is not None
-        handle.seek(info.header_offset)
-        fields = _LOCAL.unpack(handle.read(_LOCAL.size))
-        if fields[0] != _LOCAL_SIG:
-            raise BuildError(f"{source.filename}: bad local header for {info.filename}")
-        handle.seek(fields[9] + fields[10], 1)
         entry = self._start(name, info.compress_type, info.date_time, info.CRC,
                             info.compress_size, info.file_size, info.external_attr)  # fmt: skip
-        remaining = info.compress_size
-        while remaining:
-            chunk = handle.read(min(_CHUNK, remaining))
-            if not chunk:
-                raise BuildError(f"{source.filename}: {info.filename} is truncated")
+        for chunk in raw_chunks(source, info):
             self._out.write(chunk)
-            remaining -= len(chunk)
         self._entries.append(entry)
 
     def add(
@@ -117,3 +106,21 @@ class ZipCopier:
         ) + raw)  # fmt: skip
         return _Entry(raw, flags, method, dostime, dosdate, crc, compressed, size,
                       external_attr, offset)  # fmt: skip
+
+
+def raw_chunks(source: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """The member's compressed bytes as stored, in chunks; nothing is inflated."""
+    handle = source.fp
+    assert handle is not None
+    handle.seek(info.header_offset)
+    fields = _LOCAL.unpack(handle.read(_LOCAL.size))
+    if fields[0] != _LOCAL_SIG:
+        raise BuildError(f"{source.filename}: bad local header for {info.filename}")
+    handle.seek(fields[9] + fields[10], 1)
+    remaining = info.compress_size
+    while remaining:
+        chunk = handle.read(min(_CHUNK, remaining))
+        if not chunk:
+            raise BuildError(f"{source.filename}: {info.filename} is truncated")
+        remaining -= len(chunk)
+        yield chunk

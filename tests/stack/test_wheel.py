@@ -92,3 +92,21 @@ def test_a_pristine_file_that_differs_from_the_wheel_is_refused(toy):
     stack.refresh(toy, upstream)
     with pytest.raises(BuildError, match=r"src/toy/core\.py"):
         build_wheel(toy, upstream)
+
+
+def test_verification_catches_a_changed_compiled_member(toy, tmp_path):
+    from fp4stack.wheel import verify_unchanged
+
+    upstream = toy.upstreams["toy"]
+    official_path = toy.cache / upstream.wheel.filename
+    tampered = tmp_path / "tampered.whl"
+    with zipfile.ZipFile(official_path) as old, zipfile.ZipFile(tampered, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            new.writestr(info, data.replace(b"pretend", b"PRETEND"))
+    with (
+        zipfile.ZipFile(official_path) as official,
+        zipfile.ZipFile(tampered) as patched,
+        pytest.raises(BuildError, match=r"toy/_native\.so differs"),
+    ):
+        verify_unchanged(official, patched, {})
