@@ -29,6 +29,7 @@ _CONFIG = [
     "-c", "commit.gpgsign=false",
     "-c", "init.defaultBranch=patched",
     "-c", "advice.detachedHead=false",
+    "-c", "checkout.workers=0",
 ]  # fmt: skip
 
 

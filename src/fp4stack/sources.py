@@ -6,6 +6,7 @@ The tree comes from the initialized git submodule when there is one at the pinne
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import tarfile
@@ -47,19 +48,38 @@ def source_identity(project: Project, upstream: Upstream) -> str:
 
 
 def import_pristine(project: Project, upstream: Upstream, destination: Path) -> None:
-    """Create ``destination`` as a fresh repo whose one commit is the pristine tree."""
+    """Create ``destination`` as a fresh repo whose one commit is the pristine tree.
+
+    The first import also stores that commit in a bare repository under build/cache/pristine/,
+    keyed by the source's identity; later imports clone it instead of unpacking again.
+    """
+    identity = hashlib.sha256(source_identity(project, upstream).encode()).hexdigest()[:16]
+    cached = project.cache / "pristine" / f"{upstream.id}-{identity}.git"
     staging = destination.with_name(f".{destination.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        origin = _unpack(project, upstream, staging)
-        git.init(staging)
-        message = f"{upstream.distribution} {upstream.version} pristine\n\nFrom: {origin}\n"
-        commit = git.commit_all(staging, message, PRISTINE_DATE)
-        git.git(staging, "branch", "-f", UPSTREAM_BRANCH, commit)
+        if cached.is_dir():
+            git.git(project.root, "clone", "-q", "--no-checkout", str(cached), str(staging))
+            git.git(staging, "remote", "remove", "origin")
+        else:
+            origin = _unpack(project, upstream, staging)
+            git.init(staging)
+            message = f"{upstream.distribution} {upstream.version} pristine\n\nFrom: {origin}\n"
+            git.commit_all(staging, message, PRISTINE_DATE)
+            _store(staging, cached)
+        git.git(staging, "branch", "-f", UPSTREAM_BRANCH, git.rev_parse(staging, "HEAD"))
         shutil.rmtree(destination, ignore_errors=True)
         staging.rename(destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _store(repo: Path, cached: Path) -> None:
+    partial = cached.with_name(f".{cached.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    git.git(repo, "clone", "-q", "--bare", str(repo), str(partial))
+    partial.rename(cached)
 
 
 def _unpack(project: Project, upstream: Upstream, staging: Path) -> str:

@@ -31,6 +31,7 @@ E8M0_NAN = 255
 MIN_TENSOR_EXP = -126  # 2**m and its reciprocal (compressed-tensors) stay normal FP32
 OOR_CANDIDATE_CODES = np.arange(1, 9, dtype=np.uint8)  # E4M3 2**-9 .. 2**-6
 CHUNK_BLOCKS = 1 << 15
+PROBE_BLOCKS = 4096
 
 
 @dataclass
@@ -64,6 +65,7 @@ class CastResult:
     scales: np.ndarray
     tensor_scale: float
     stats: TensorStats
+    unchanged: bool = False  # ``packed`` is the input array, untouched
 
 
 def _nonzero_blocks(blocks: np.ndarray) -> np.ndarray:
@@ -72,10 +74,13 @@ def _nonzero_blocks(blocks: np.ndarray) -> np.ndarray:
 
 
 def _k_max(blocks: np.ndarray, e8m0: np.ndarray, counts: np.ndarray) -> int | None:
-    """Largest exponent among blocks that are not all zero (all-zero blocks fit any scale)."""
+    """Largest exponent among blocks that are not all zero (all-zero blocks fit any scale).
+    Looks at a few blocks of the top level first: one non-zero block decides."""
     for level in np.nonzero(counts)[0][::-1]:
-        if _nonzero_blocks(blocks[e8m0 == level]).any():
-            return int(level) - E8M0_BIAS
+        idx = np.flatnonzero(e8m0 == level)
+        for start in range(0, idx.size, PROBE_BLOCKS):
+            if _nonzero_blocks(blocks[idx[start : start + PROBE_BLOCKS]]).any():
+                return int(level) - E8M0_BIAS
     return None
 
 
@@ -183,14 +188,17 @@ def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
     k_max = _k_max(blocks, flat_e, counts)
     m = 0 if k_max is None else max(k_max - 8, MIN_TENSOR_EXP)
     lut, exact_lut = _scale_lut(m)
-    codes = lut[flat_e]
-    low = np.nonzero(~exact_lut[flat_e])[0]
-    oor = low[_nonzero_blocks(blocks[low])] if low.size else low
+    codes = np.take(lut, flat_e)
+    if counts[~exact_lut].any():
+        low = np.flatnonzero(np.take(~exact_lut, flat_e))
+        oor = low[_nonzero_blocks(blocks[low])]
+    else:
+        oor = np.empty(0, dtype=np.intp)
     stats = TensorStats(
         label, flat_e.size, flat_e.size, int(oor.size), 0.0, flat_e.size * 32, "exact"
     )
     if oor.size == 0:
-        return CastResult(packed, _duplicate(codes.reshape(e8m0.shape)), 2.0**m, stats)
+        return CastResult(packed, _duplicate(codes.reshape(e8m0.shape)), 2.0**m, stats, True)
 
     x = _decode(blocks[oor], flat_e[oor], shift=m)
     q, oor_codes, err = _requantize_fixed(x)

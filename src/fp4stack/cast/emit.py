@@ -17,25 +17,15 @@ import numpy as np
 
 from fp4stack.cast.convert import CastResult
 from fp4stack.cast.safetensors_io import OutTensor
+from fp4stack.cast.sink import Sink
 from fp4stack.cast.source import QuantUnit
 
 MODELOPT = "modelopt"
 COMPRESSED_TENSORS = "compressed-tensors"
 FORMATS = (MODELOPT, COMPRESSED_TENSORS)
-TILE = 64
 
-Make = Callable[[CastResult], np.ndarray]
-Output = tuple[OutTensor, Make]
-
-
-def transpose_last2(a: np.ndarray) -> np.ndarray:
-    """Contiguous ``swapaxes(-1, -2)`` of a 3-D array, in cache-sized row tiles."""
-    experts, rows, cols = a.shape
-    out = np.empty((experts, cols, rows), dtype=a.dtype)
-    for e in range(experts):
-        for r in range(0, rows, TILE):
-            out[e, :, r : r + TILE] = a[e, r : r + TILE, :].T
-    return out
+Write = Callable[[Sink, int, CastResult], None]
+Output = tuple[OutTensor, Write]
 
 
 def module_of(unit: QuantUnit) -> str:
@@ -51,46 +41,65 @@ def expert_split(unit: QuantUnit) -> list[tuple[str, slice]]:
     return [(leaf, slice(None))]
 
 
-def _packed(unit: QuantUnit) -> Make:
-    return lambda r: r.packed.reshape(unit.packed_shape)
+def _packed(sink: Sink, offset: int, r: CastResult) -> None:
+    if r.unchanged:
+        sink.source_bytes(r.packed.nbytes, offset)
+    else:
+        sink.array(r.packed, offset)
+
+
+def _scales(sink: Sink, offset: int, r: CastResult) -> None:
+    sink.array(r.scales, offset)
+
+
+def _scale_2(sink: Sink, offset: int, r: CastResult) -> None:
+    sink.array(np.float32(r.tensor_scale), offset)
+
+
+def _global_scale(sink: Sink, offset: int, r: CastResult) -> None:
+    sink.array(np.array([1.0 / r.tensor_scale], dtype=np.float32), offset)
 
 
 def _modelopt(unit: QuantUnit) -> list[Output]:
     *lead, rows, half = unit.packed_shape
     groups = half // 8
     if lead:  # fused experts, BMM layout (E, in, out)
+        shape = unit.packed_shape
         return [
             (OutTensor(unit.base, "U8", (*lead, half, rows)),
-             lambda r: transpose_last2(r.packed.reshape(unit.packed_shape))),
+             lambda s, o, r: s.transposed(r.packed.reshape(shape), o)),
             (OutTensor(f"{unit.base}_weight_scale", "F8_E4M3", (*lead, groups, rows)),
-             lambda r: transpose_last2(r.scales)),
-            (OutTensor(f"{unit.base}_weight_scale_2", "F32", ()),
-             lambda r: np.float32(r.tensor_scale)),
+             lambda s, o, r: s.transposed(r.scales, o)),
+            (OutTensor(f"{unit.base}_weight_scale_2", "F32", ()), _scale_2),
         ]  # fmt: skip
     mod = module_of(unit)
     return [
-        (OutTensor(f"{mod}.weight", "U8", (rows, half)), _packed(unit)),
-        (OutTensor(f"{mod}.weight_scale", "F8_E4M3", (rows, groups)), lambda r: r.scales),
-        (OutTensor(f"{mod}.weight_scale_2", "F32", ()), lambda r: np.float32(r.tensor_scale)),
+        (OutTensor(f"{mod}.weight", "U8", (rows, half)), _packed),
+        (OutTensor(f"{mod}.weight_scale", "F8_E4M3", (rows, groups)), _scales),
+        (OutTensor(f"{mod}.weight_scale_2", "F32", ()), _scale_2),
     ]
 
 
-def _ct_module(
-    mod: str, shape: tuple[int, int], pick: Callable[[np.ndarray], np.ndarray]
-) -> list[Output]:
+def _expert_module(mod: str, shape: tuple[int, int], pick: Callable) -> list[Output]:
     rows, half = shape
     return [
-        (OutTensor(f"{mod}.weight_packed", "U8", (rows, half)), lambda r: pick(r.packed)),
-        (OutTensor(f"{mod}.weight_scale", "F8_E4M3", (rows, half // 8)), lambda r: pick(r.scales)),
-        (OutTensor(f"{mod}.weight_global_scale", "F32", (1,)),
-         lambda r: np.array([1.0 / r.tensor_scale], dtype=np.float32)),
+        (OutTensor(f"{mod}.weight_packed", "U8", (rows, half)),
+         lambda s, o, r: s.array(pick(r.packed), o)),
+        (OutTensor(f"{mod}.weight_scale", "F8_E4M3", (rows, half // 8)),
+         lambda s, o, r: s.array(pick(r.scales), o)),
+        (OutTensor(f"{mod}.weight_global_scale", "F32", (1,)), _global_scale),
     ]  # fmt: skip
 
 
 def _compressed_tensors(unit: QuantUnit) -> list[Output]:
     *lead, rows, half = unit.packed_shape
     if not lead:
-        return _ct_module(module_of(unit), (rows, half), lambda a: a.reshape(rows, -1))
+        mod = module_of(unit)
+        return [
+            (OutTensor(f"{mod}.weight_packed", "U8", (rows, half)), _packed),
+            (OutTensor(f"{mod}.weight_scale", "F8_E4M3", (rows, half // 8)), _scales),
+            (OutTensor(f"{mod}.weight_global_scale", "F32", (1,)), _global_scale),
+        ]
     parent = unit.base.rpartition(".")[0]
     outs: list[Output] = []
     for e in range(lead[0]):
@@ -100,22 +109,24 @@ def _compressed_tensors(unit: QuantUnit) -> list[Output]:
             def pick(a: np.ndarray, e: int = e, sel: slice = sel) -> np.ndarray:
                 return a.reshape(lead[0], rows, -1)[e, sel]
 
-            outs += _ct_module(f"{parent}.{e}.{leaf}", (n, half), pick)
+            outs += _expert_module(f"{parent}.{e}.{leaf}", (n, half), pick)
     return outs
 
 
 def unit_outputs(unit: QuantUnit, fmt: str) -> list[Output]:
-    """The output tensors of one MXFP4 unit, each with the function that makes its array."""
+    """The output tensors of one MXFP4 unit, each with the function that writes it."""
     return _modelopt(unit) if fmt == MODELOPT else _compressed_tensors(unit)
 
 
-def bias_outputs(unit: QuantUnit, name: str, dtype: str, shape: tuple[int, ...]) -> list[Output]:
+def bias_outputs(
+    unit: QuantUnit, name: str, dtype: str, shape: tuple[int, ...]
+) -> list[tuple[OutTensor, Callable[[np.ndarray], np.ndarray]]]:
     """compressed-tensors only: split a fused expert bias ``(E, rows)`` like its weight.
 
     The returned functions take the raw source bytes viewed as an ``(E, rows, itemsize)`` array.
     """
     parent = unit.base.rpartition(".")[0]
-    outs: list[Output] = []
+    outs = []
     for e in range(shape[0]):
         for leaf, sel in expert_split(unit):
             n = len(range(shape[1])[sel])

@@ -1,4 +1,4 @@
-"""A validating safetensors reader and a positional writer (positional reads, no mmap).
+"""A validating safetensors reader (tensors mapped one at a time) and a positional writer.
 
 Format: u64 little-endian header length N, N bytes of JSON (name -> dtype, shape,
 data_offsets relative to the data area, plus optional ``__metadata__``), then the data area.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import mmap
 import os
 import struct
 from dataclasses import dataclass
@@ -117,6 +118,17 @@ class SafetensorsFile:
         for (_, end, a), (start, _, b) in itertools.pairwise(spans):
             if start < end:
                 raise _corrupt(self.path, f"tensors {a!r} and {b!r} overlap")
+
+    def view(self, name: str) -> np.ndarray:
+        """The raw bytes of a tensor as a read-only uint8 array over a private mapping of the
+        page cache (no copy); unmapped when the last view of it is dropped."""
+        info = self.tensors[name]
+        if info.nbytes == 0:
+            return np.empty(0, dtype=np.uint8)
+        start = info.start - info.start % mmap.ALLOCATIONGRANULARITY
+        mm = mmap.mmap(self.fd, info.end - start, access=mmap.ACCESS_READ, offset=start)
+        mm.madvise(mmap.MADV_WILLNEED)  # start readahead of the whole tensor
+        return np.frombuffer(mm, dtype=np.uint8, count=info.nbytes, offset=info.start - start)
 
     def read(self, name: str) -> np.ndarray:
         """The raw bytes of a tensor as a fresh, writable uint8 array."""

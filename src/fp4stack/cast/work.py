@@ -11,6 +11,7 @@ from fp4stack.cast import emit
 from fp4stack.cast.convert import TensorStats, cast_mxfp4
 from fp4stack.cast.plan import BIAS, COPY, Job, Plan
 from fp4stack.cast.safetensors_io import DTYPE_SIZES, copy_at, write_at
+from fp4stack.cast.sink import Sink
 from fp4stack.cast.source import Source, open_source
 
 
@@ -56,15 +57,18 @@ class Worker:
 
     def _unit(self, job: Job, fd: int, offsets: dict[str, int]) -> TensorStats:
         unit = self.src.units[job.name]
-        scales_file = self.src.files[unit.scales_file]
-        packed = self.src.files[unit.blocks_file].read(unit.blocks).reshape(unit.packed_shape)
+        blocks_file, scales_file = (
+            self.src.files[unit.blocks_file],
+            self.src.files[unit.scales_file],
+        )
+        packed = blocks_file.view(unit.blocks).reshape(unit.packed_shape)
         e8m0 = scales_file.read(unit.scales).reshape(scales_file.tensors[unit.scales].shape)
         label = f"{self.src.root / unit.blocks_file}: tensor {unit.blocks!r}"
         result = cast_mxfp4(packed, e8m0, label)
-        del packed, e8m0
         result.stats.name = unit.base
-        for out, make in emit.unit_outputs(unit, self.plan.fmt):
-            write_at(fd, make(result), offsets[out.name])
+        sink = Sink(fd, blocks_file.fd, blocks_file.tensors[unit.blocks].start)
+        for out, write in emit.unit_outputs(unit, self.plan.fmt):
+            write(sink, offsets[out.name], result)
         return result.stats
 
 
