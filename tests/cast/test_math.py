@@ -129,3 +129,14 @@ def test_e8m0_255_is_rejected():
     e8m0[3, 7] = 255
     with pytest.raises(UsageError, match=r"f\.safetensors: 'w'.*255.*\(3, 7\)"):
         cast_mxfp4(packed, e8m0, "f.safetensors: 'w'")
+
+
+@pytest.mark.parametrize("zero_exp", [0, 100, 140, 200, 254])
+def test_zero_blocks_with_any_exponent(zero_exp):
+    """All-zero blocks whose E8M0 lies far below or above the others are still exact."""
+    packed, e8m0 = _source(9, 6)
+    packed[::3, 32:48] = 0
+    e8m0[::3, 2] = zero_exp
+    ref, result, out = _cast(packed, e8m0)
+    assert torch.equal(out, ref) and result.stats.path == "exact"
+    assert result.scales.max() <= 0x7E  # never the NaN code

@@ -31,7 +31,7 @@ E8M0_NAN = 255
 MIN_TENSOR_EXP = -126  # 2**m and its reciprocal (compressed-tensors) stay normal FP32
 OOR_CANDIDATE_CODES = np.arange(1, 9, dtype=np.uint8)  # E4M3 2**-9 .. 2**-6
 CHUNK_BLOCKS = 1 << 15
-PROBE_BLOCKS = 4096
+PROBE_BLOCKS = 1 << 16
 
 
 @dataclass
@@ -73,14 +73,14 @@ def _nonzero_blocks(blocks: np.ndarray) -> np.ndarray:
     return (blocks & 0x77).any(axis=-1)
 
 
-def _k_max(blocks: np.ndarray, e8m0: np.ndarray, counts: np.ndarray) -> int | None:
+def _k_max(blocks: np.ndarray, e8m0: np.ndarray, top: int) -> int | None:
     """Largest exponent among blocks that are not all zero (all-zero blocks fit any scale).
-    Looks at a few blocks of the top level first: one non-zero block decides."""
-    for level in np.nonzero(counts)[0][::-1]:
-        idx = np.flatnonzero(e8m0 == level)
-        for start in range(0, idx.size, PROBE_BLOCKS):
-            if _nonzero_blocks(blocks[idx[start : start + PROBE_BLOCKS]]).any():
-                return int(level) - E8M0_BIAS
+    Scans the scales in chunks from the top level down; one non-zero block decides."""
+    for level in range(top, -1, -1):
+        for start in range(0, e8m0.size, PROBE_BLOCKS):
+            idx = np.flatnonzero(e8m0[start : start + PROBE_BLOCKS] == level) + start
+            if idx.size and _nonzero_blocks(blocks[idx]).any():
+                return level - E8M0_BIAS
     return None
 
 
@@ -150,14 +150,14 @@ def _standard_quantize(
     return q.reshape(x.shape), codes.reshape(-1, 2), err.reshape(-1, 2).sum(axis=1)
 
 
-def _check_e8m0(counts: np.ndarray, e8m0: np.ndarray, label: str) -> None:
-    if counts[E8M0_NAN]:
-        where = np.unravel_index(int(np.argmax(e8m0 == E8M0_NAN)), e8m0.shape)
-        raise UsageError(
-            f"{label}: E8M0 scale 255 (NaN in the MX spec) at index {tuple(map(int, where))}"
-            f" ({int(counts[E8M0_NAN])} such scales)",
-            hint="the source checkpoint is corrupt; no NVFP4 value can represent NaN",
-        )
+def _check_e8m0(e8m0: np.ndarray, label: str) -> None:
+    bad = e8m0 == E8M0_NAN
+    where = np.unravel_index(int(np.argmax(bad)), e8m0.shape)
+    raise UsageError(
+        f"{label}: E8M0 scale 255 (NaN in the MX spec) at index {tuple(map(int, where))}"
+        f" ({int(np.count_nonzero(bad))} such scales)",
+        hint="the source checkpoint is corrupt; no NVFP4 value can represent NaN",
+    )
 
 
 def _scale_lut(m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -173,39 +173,48 @@ def _duplicate(codes: np.ndarray) -> np.ndarray:
     return wide.view(np.uint8).reshape(*codes.shape[:-1], codes.shape[-1] * 2)
 
 
+def _scale_codes(e8m0: np.ndarray, m: int, low: int, top: int) -> np.ndarray:
+    """E4M3 codes of ``2**(k - m)`` per E8M0 byte, duplicated per 16-half: (..., 2G).
+
+    When every exponent is in [2**-6, 2**8] (normal E4M3) the code is ``(k - m + 7) << 3``,
+    computed in 16-bit lanes holding both halves' bytes; otherwise through the table."""
+    if low - E8M0_BIAS - m >= -6 and top - E8M0_BIAS - m <= 8:
+        bias = np.uint16(7 - E8M0_BIAS - m + 256)  # + 256 keeps the sum non-negative
+        wide = (e8m0.astype(np.uint16) + bias) * np.uint16(0x0808)
+        return wide.view(np.uint8).reshape(*e8m0.shape[:-1], e8m0.shape[-1] * 2)
+    return _duplicate(np.take(_scale_lut(m)[0], e8m0))
+
+
 def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
     """Cast one MXFP4 tensor to NVFP4.
 
-    :param packed: uint8 (..., G*16), two E2M1 per byte, low nibble first; may be modified
-        in place when writable.
+    :param packed: uint8 (..., G*16), two E2M1 per byte, low nibble first; never modified.
     :param e8m0: uint8 (..., G), one biased exponent per 32 values.
     :param label: "file: tensor", used in error messages and the report.
     """
     blocks = packed.reshape(-1, 16)
     flat_e = e8m0.reshape(-1)
-    counts = np.bincount(flat_e, minlength=256)
-    _check_e8m0(counts, e8m0, label)
-    k_max = _k_max(blocks, flat_e, counts)
+    top, low = int(flat_e.max(initial=0)), int(flat_e.min(initial=0))
+    if top == E8M0_NAN:
+        _check_e8m0(e8m0, label)
+    k_max = _k_max(blocks, flat_e, top)
     m = 0 if k_max is None else max(k_max - 8, MIN_TENSOR_EXP)
-    lut, exact_lut = _scale_lut(m)
-    codes = np.take(lut, flat_e)
-    if counts[~exact_lut].any():
-        low = np.flatnonzero(np.take(~exact_lut, flat_e))
-        oor = low[_nonzero_blocks(blocks[low])]
-    else:
-        oor = np.empty(0, dtype=np.intp)
-    stats = TensorStats(
-        label, flat_e.size, flat_e.size, int(oor.size), 0.0, flat_e.size * 32, "exact"
-    )
+    scales = _scale_codes(e8m0, m, low, top)
+    stats = TensorStats(label, flat_e.size, flat_e.size, 0, 0.0, flat_e.size * 32, "exact")
+    oor = np.empty(0, dtype=np.intp)
+    if low - E8M0_BIAS - m < -9:
+        candidates = np.flatnonzero(flat_e < m + E8M0_BIAS - 9)
+        oor = candidates[_nonzero_blocks(blocks[candidates])]
     if oor.size == 0:
-        return CastResult(packed, _duplicate(codes.reshape(e8m0.shape)), 2.0**m, stats, True)
+        return CastResult(packed, scales, 2.0**m, stats, unchanged=True)
 
+    stats.oor_blocks = int(oor.size)
     x = _decode(blocks[oor], flat_e[oor], shift=m)
     q, oor_codes, err = _requantize_fixed(x)
     stats.sse = float(err.sum()) * 4.0**m
     stats.exact_blocks -= int(np.count_nonzero(err.sum(axis=1)))
     stats.path = "closed-form"
-    requant = _try_standard(blocks, flat_e, counts, stats)
+    requant = _try_standard(blocks, flat_e, np.bincount(flat_e, minlength=256), stats)
     if requant is not None:
         new_packed, new_codes, tensor_scale = requant
         return CastResult(
@@ -214,12 +223,10 @@ def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
             tensor_scale,
             stats,
         )
-
-    out = packed if packed.flags.writeable else packed.copy()
+    out = packed.copy()
     out.reshape(-1, 16)[oor] = _pack(q)
-    scales = _duplicate(codes.reshape(e8m0.shape)).reshape(-1, 2)
-    scales[oor] = oor_codes
-    return CastResult(out, scales.reshape(*e8m0.shape[:-1], -1), 2.0**m, stats)
+    scales.reshape(-1, 2)[oor] = oor_codes
+    return CastResult(out, scales, 2.0**m, stats)
 
 
 def _try_standard(
