@@ -59,7 +59,7 @@ def _check(x: torch.Tensor, amax: torch.Tensor, global_amax: torch.Tensor | None
     want = reference_fake_quant(x.float(), amax, global_amax)
     # Exact comparison in FP32: the interpreter rounds FP32 -> BF16 toward zero where a
     # GPU rounds to nearest, so a BF16 output may differ from the reference by one ulp.
-    got = fp4_kernel.static_blockwise_fp4_fake_quant(x, amax, global_amax, True, torch.float32)
+    got = fp4_kernel.static_blockwise_fp4_fake_quant(x, amax, global_amax, out_dtype=torch.float32)
     assert got.shape == x.shape
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
     zero_blocks = x.float().reshape(amax.numel(), -1).abs().amax(dim=-1) == 0

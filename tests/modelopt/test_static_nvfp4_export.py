@@ -77,7 +77,8 @@ def test_max_calibrate_promotes_static_weight_quantizers(distributed_sync: bool)
     for q in quantizers:
         assert isinstance(q, NVFP4StaticQuantizer), type(q).__name__
         assert q.global_amax is not None
-        assert torch.equal(q.global_amax.float(), q._amax.float().max())
+        # at least its own block maximum (later releases unify it across q/k/v, gate/up)
+        assert q.global_amax.float() >= q._amax.float().max()
 
 
 def test_static_max_llama_exports(tmp_path: Path) -> None:
