@@ -140,3 +140,15 @@ def test_zero_blocks_with_any_exponent(zero_exp):
     ref, result, out = _cast(packed, e8m0)
     assert torch.equal(out, ref) and result.stats.path == "exact"
     assert result.scales.max() <= 0x7E  # never the NaN code
+
+
+@pytest.mark.parametrize("top", [120, 254, 20])
+@pytest.mark.parametrize("spread", [0, 3, 6, 7, 9, 14])
+def test_scale_codes_fast_path_matches_table(top, spread):
+    from fp4stack.cast.convert import _duplicate, _scale_codes, _scale_lut
+
+    e8m0 = np.random.default_rng(spread).integers(top - spread, top + 1, (8, 6)).astype(np.uint8)
+    e8m0[0, 0], e8m0[0, 1] = top, top - spread
+    m = top - 127 - 8
+    expected = _duplicate(np.take(_scale_lut(m)[0], e8m0))
+    assert np.array_equal(_scale_codes(e8m0, m, top - spread, top), expected)

@@ -179,7 +179,7 @@ def _scale_codes(e8m0: np.ndarray, m: int, low: int, top: int) -> np.ndarray:
     When every exponent is in [2**-6, 2**8] (normal E4M3) the code is ``(k - m + 7) << 3``,
     computed in 16-bit lanes holding both halves' bytes; otherwise through the table."""
     if low - E8M0_BIAS - m >= -6 and top - E8M0_BIAS - m <= 8:
-        bias = np.uint16(7 - E8M0_BIAS - m + 256)  # + 256 keeps the sum non-negative
+        bias = np.uint16((7 - E8M0_BIAS - m) % 65536)  # wraps to the code in 1..15
         wide = (e8m0.astype(np.uint16) + bias) * np.uint16(0x0808)
         return wide.view(np.uint8).reshape(*e8m0.shape[:-1], e8m0.shape[-1] * 2)
     return _duplicate(np.take(_scale_lut(m)[0], e8m0))
@@ -194,7 +194,7 @@ def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
     """
     blocks = packed.reshape(-1, 16)
     flat_e = e8m0.reshape(-1)
-    top, low = int(flat_e.max(initial=0)), int(flat_e.min(initial=0))
+    top, low = int(flat_e.max(initial=0)), int(flat_e.min(initial=255))
     if top == E8M0_NAN:
         _check_e8m0(e8m0, label)
     k_max = _k_max(blocks, flat_e, top)
