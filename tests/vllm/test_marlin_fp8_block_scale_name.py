@@ -38,6 +38,9 @@ from vllm.model_executor.layers.linear import MergedColumnParallelLinear
 from vllm.model_executor.layers.quantization.compressed_tensors.compressed_tensors import (
     CompressedTensorsConfig,
 )
+from vllm.model_executor.layers.quantization.compressed_tensors.schemes import (
+    CompressedTensorsW8A16Fp8,
+)
 from vllm.model_executor.layers.quantization.fp8 import Fp8Config
 from vllm.model_executor.layers.quantization.utils import marlin_utils_fp8
 from vllm.model_executor.layers.quantization.utils.fp8_utils import (
@@ -49,6 +52,7 @@ from vllm.model_executor.layers.quantization.utils.marlin_utils_fp8 import (
 )
 from vllm.model_executor.utils import replace_parameter
 from vllm.platforms import current_platform
+from vllm.platforms.interface import DeviceCapability
 
 BLOCK = 128
 HIDDEN = 256
@@ -153,11 +157,11 @@ def marlin_on_cpu(monkeypatch: pytest.MonkeyPatch) -> GemmRecorder:
     # Capability checks: act as a CUDA GPU with sm >= 89 where Marlin is forced
     # (VLLM_TEST_FORCE_FP8_MARLIN=1 / --linear-backend marlin), so the platform's
     # FP8 block kernel list is Marlin only and Marlin reports itself supported.
-    monkeypatch.setitem(
+    for kernels in (
         linear_kernels._POSSIBLE_FP8_BLOCK_KERNELS,
-        current_platform._enum,
-        [MarlinFP8ScaledMMLinearKernel],
-    )
+        linear_kernels._POSSIBLE_WFP8A16_KERNELS,
+    ):
+        monkeypatch.setitem(kernels, current_platform._enum, [MarlinFP8ScaledMMLinearKernel])
     monkeypatch.setattr(
         MarlinFP8ScaledMMLinearKernel,
         "is_supported",
@@ -303,3 +307,26 @@ def test_issue_proposal_hands_gemm_unpermuted_scales(vllm_config, marlin_on_cpu,
     assert gemm["b_scales"] is layer.weight_scale_inv
     assert torch.equal(gemm["b_scales"], raw_scales)
     assert not torch.equal(gemm["b_scales"], ref_gemm["b_scales"])
+
+
+def test_compressed_tensors_fp8_block_below_sm89_marlin_unchanged(
+    vllm_config, marlin_on_cpu, monkeypatch
+):
+    """Below sm89 the same checkpoint gets CompressedTensorsW8A16Fp8, which renames
+    its scale to ``weight_scale_inv`` before calling the kernel (0.28.0's own
+    workaround). That path must keep working with the patch."""
+    _, ref_gemm = _reference(marlin_on_cpu)
+    # Capability check: act as an sm80 GPU, so compressed-tensors picks W8A16.
+    monkeypatch.setattr(
+        current_platform, "get_device_capability", lambda device_id=0: DeviceCapability(8, 0)
+    )
+
+    layer = _load_and_run(CompressedTensorsConfig.from_config(CT_FP8_BLOCK), "weight_scale")
+    (gemm,) = marlin_on_cpu.calls
+
+    assert type(layer.scheme) is CompressedTensorsW8A16Fp8
+    assert type(layer.scheme.linear_kernel) is MarlinFP8ScaledMMLinearKernel
+    assert sorted(n for n, _ in layer.named_parameters()) == ["weight", "weight_scale_inv"]
+    assert gemm["b_scales"] is layer.weight_scale_inv
+    assert torch.equal(gemm["b_q_weight"], ref_gemm["b_q_weight"])
+    assert torch.equal(gemm["b_scales"], ref_gemm["b_scales"])
