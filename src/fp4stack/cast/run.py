@@ -98,7 +98,10 @@ def _run_jobs(src: Source, plan: Plan, tmp: Path, workers: int, bar: Progress) -
         finally:
             worker.close()
         return stats
-    ctx = multiprocessing.get_context("spawn")
+    # fork: workers start in milliseconds, without re-importing numpy; they use only numpy
+    # and os calls, so inheriting the parent's other threads (if any) is harmless.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     pool = ctx.Pool(min(workers, len(work)), init_process, (str(src.root), plan, str(tmp)))
     try:
         for batch_stats, nbytes in pool.imap_unordered(run_batch, work):

@@ -79,6 +79,7 @@ def init_process(src_root: str, plan: Plan, out_dir: str) -> None:
     """Pool initializer: the parent alone handles Ctrl-C (and then terminates the pool)."""
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked child inherits the parent's
     _WORKER = Worker(open_source(Path(src_root)), plan, Path(out_dir), {})
 
 
