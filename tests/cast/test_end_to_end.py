@@ -80,8 +80,10 @@ def gpt_oss_src(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
 @pytest.mark.parametrize("fmt", ["modelopt", "compressed-tensors"])
 def test_gpt_oss(gpt_oss_src, tmp_path, run_cli, fmt, spread):
     src_dir, dst = gpt_oss_src[spread], tmp_path / "dst"
+    before = {p.name: p.read_bytes() for p in src_dir.iterdir()}
     code, report, err = run_cli(src_dir, dst, "--format", fmt, "--workers", "2")
     assert code == 0, err
+    assert {p.name: p.read_bytes() for p in src_dir.iterdir()} == before  # patches stay private
     src, _ = load_dir(src_dir)
     out, where = load_dir(dst)
     for layer in range(2):

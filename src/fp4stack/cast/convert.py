@@ -84,16 +84,21 @@ def _k_max(blocks: np.ndarray, e8m0: np.ndarray, top: int) -> int | None:
     return None
 
 
-def _amax(blocks: np.ndarray, e8m0: np.ndarray, counts: np.ndarray) -> float:
-    """Largest magnitude of the tensor, scanning exponent levels from the top."""
+def _amax(blocks: np.ndarray, e8m0: np.ndarray, top: int) -> float:
+    """Largest magnitude of the tensor: exponent levels from the top, each scanned in chunks,
+    stopping at a ±6 (nothing below can beat it) or when lower levels cannot matter."""
     amax = 0.0
-    for level in np.nonzero(counts)[0][::-1]:
-        scale = 2.0 ** (int(level) - E8M0_BIAS)
+    for level in range(top, -1, -1):
+        scale = 2.0 ** (level - E8M0_BIAS)
         if E2M1_MAX * scale <= amax:
             break
-        sel = blocks[e8m0 == level]
-        mag = max(int((sel & 0x07).max(initial=0)), int(((sel >> 4) & 0x07).max(initial=0)))
-        amax = max(amax, E2M1_VALUES[mag] * scale)
+        for start in range(0, e8m0.size, PROBE_BLOCKS):
+            idx = np.flatnonzero(e8m0[start : start + PROBE_BLOCKS] == level) + start
+            sel = blocks[idx]
+            mag = max(int((sel & 0x07).max(initial=0)), int(((sel >> 4) & 0x07).max(initial=0)))
+            amax = max(amax, E2M1_VALUES[mag] * scale)
+            if amax >= E2M1_MAX * scale:
+                break
     return amax
 
 
@@ -188,7 +193,8 @@ def _scale_codes(e8m0: np.ndarray, m: int, low: int, top: int) -> np.ndarray:
 def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
     """Cast one MXFP4 tensor to NVFP4.
 
-    :param packed: uint8 (..., G*16), two E2M1 per byte, low nibble first; never modified.
+    :param packed: uint8 (..., G*16), two E2M1 per byte, low nibble first; OOR blocks are
+        patched in place when it is writable (a copy-on-write mapping), else in a copy.
     :param e8m0: uint8 (..., G), one biased exponent per 32 values.
     :param label: "file: tensor", used in error messages and the report.
     """
@@ -214,7 +220,7 @@ def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
     stats.sse = float(err.sum()) * 4.0**m
     stats.exact_blocks -= int(np.count_nonzero(err.sum(axis=1)))
     stats.path = "closed-form"
-    requant = _try_standard(blocks, flat_e, np.bincount(flat_e, minlength=256), stats)
+    requant = _try_standard(blocks, flat_e, top, stats)
     if requant is not None:
         new_packed, new_codes, tensor_scale = requant
         return CastResult(
@@ -223,18 +229,18 @@ def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
             tensor_scale,
             stats,
         )
-    out = packed.copy()
+    out = packed if packed.flags.writeable else packed.copy()
     out.reshape(-1, 16)[oor] = _pack(q)
     scales.reshape(-1, 2)[oor] = oor_codes
     return CastResult(out, scales, 2.0**m, stats)
 
 
 def _try_standard(
-    blocks: np.ndarray, flat_e: np.ndarray, counts: np.ndarray, stats: TensorStats
+    blocks: np.ndarray, flat_e: np.ndarray, top: int, stats: TensorStats
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Plain requantize of the whole tensor, chunk by chunk; abandoned as soon as its SSE
     exceeds the closed form's (SSE only grows). Returns its output only when strictly better."""
-    tensor_scale = np.float32(_amax(blocks, flat_e, counts)) / np.float32(E2M1_MAX * E4M3_MAX)
+    tensor_scale = np.float32(_amax(blocks, flat_e, top)) / np.float32(E2M1_MAX * E4M3_MAX)
     out_packed = np.empty_like(blocks)
     out_codes = np.empty((blocks.shape[0], 2), dtype=np.uint8)
     sse, exact = 0.0, 0

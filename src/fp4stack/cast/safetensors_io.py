@@ -120,13 +120,14 @@ class SafetensorsFile:
                 raise _corrupt(self.path, f"tensors {a!r} and {b!r} overlap")
 
     def view(self, name: str) -> np.ndarray:
-        """The raw bytes of a tensor as a read-only uint8 array over a private mapping of the
-        page cache (no copy); unmapped when the last view of it is dropped."""
+        """The raw bytes of a tensor as a uint8 array over a private copy-on-write mapping of
+        the page cache: no copy, and writes (patches) copy only the pages they touch, never
+        reaching the file. Unmapped when the last view of it is dropped."""
         info = self.tensors[name]
         if info.nbytes == 0:
             return np.empty(0, dtype=np.uint8)
         start = info.start - info.start % mmap.ALLOCATIONGRANULARITY
-        mm = mmap.mmap(self.fd, info.end - start, access=mmap.ACCESS_READ, offset=start)
+        mm = mmap.mmap(self.fd, info.end - start, access=mmap.ACCESS_COPY, offset=start)
         mm.madvise(mmap.MADV_WILLNEED)  # start readahead of the whole tensor
         return np.frombuffer(mm, dtype=np.uint8, count=info.nbytes, offset=info.start - start)
 
