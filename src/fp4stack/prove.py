@@ -27,6 +27,7 @@ class Proof:
     tests: tuple[str, ...]
     pristine: str
     patched: str
+    details: tuple[tuple[str, str, str], ...] = ()  # (test, pristine, patched) per test
 
     @property
     def proven(self) -> bool:
@@ -59,26 +60,29 @@ def prove(project: Project, upstream: Upstream, venv: Path) -> list[Proof]:
 
 def _verdict(upstream: Upstream, patch: PatchInfo, results: dict[str, PytestResult]) -> Proof:
     tests = tuple(patch.trailer("Test"))
-    states = {state: _state_outcome(tests, result) for state, result in results.items()}
-    return Proof(upstream.id, patch.path.name, tests, states["pristine"], states["patched"])
+    per_test = {s: [_test_outcome(t, r) for t in tests] for s, r in results.items()}
+    states = {s: _combine(outcomes) for s, outcomes in per_test.items()}
+    details = tuple(zip(tests, per_test["pristine"], per_test["patched"], strict=True))
+    return Proof(upstream.id, patch.path.name, tests, states["pristine"], states["patched"],
+                 details)  # fmt: skip
 
 
-def _state_outcome(tests: tuple[str, ...], result: PytestResult) -> str:
-    """``pass`` if every test ran and passed; ``fail`` if each test failed somewhere."""
-    per_test = []
-    for test in tests:
-        matched = [o for nodeid, o in result.outcomes.items() if _matches(nodeid, test)]
-        if not matched:
-            per_test.append("fail")  # not even collected: it errors on import
-        elif all(o == "PASSED" for o in matched):
-            per_test.append("pass")
-        elif any(o in ("FAILED", "ERROR") for o in matched):
-            per_test.append("fail")
-        else:
-            per_test.append("skip")
-    if all(o == "pass" for o in per_test):
+def _test_outcome(test: str, result: PytestResult) -> str:
+    matched = [o for nodeid, o in result.outcomes.items() if _matches(nodeid, test)]
+    if not matched:
+        return "fail"  # not even collected: it errors on import
+    if all(o == "PASSED" for o in matched):
         return "pass"
-    if all(o == "fail" for o in per_test):
+    if any(o in ("FAILED", "ERROR") for o in matched):
+        return "fail"
+    return "skip"
+
+
+def _combine(outcomes: list[str]) -> str:
+    """``pass`` if every test passed; ``fail`` if every test failed; else ``mixed``."""
+    if all(o == "pass" for o in outcomes):
+        return "pass"
+    if all(o == "fail" for o in outcomes):
         return "fail"
     return "mixed"
 
@@ -94,5 +98,12 @@ def format_table(proofs: list[Proof]) -> str:
         verdict = "proven" if p.proven else "NOT PROVEN"
         rows.append((p.upstream, p.patch, str(len(p.tests)), p.pristine, p.patched, verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in rows)  # fmt: skip
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]  # fmt: skip
+    for p in proofs:
+        if not p.proven:
+            lines.append(f"{p.patch}: not proven")
+            lines += [f"  {test}: pristine {a}, patched {b}" for test, a, b in p.details]
+            if not p.tests:
+                lines.append("  it names no Test:")
+    return "\n".join(lines)
