@@ -1,0 +1,61 @@
+"""A patch is proven only when each of its tests fails on pristine and passes patched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fp4stack.prove import _verdict
+from fp4stack.pytest_run import PytestResult
+from fp4stack.series import PatchInfo
+
+
+def _patch(*tests):
+    return PatchInfo(Path("p.patch"), "s", "d", {"test": list(tests)}, ("f",))
+
+
+def _results(pristine, patched):
+    return {"pristine": PytestResult(1, pristine), "patched": PytestResult(0, patched)}
+
+
+def test_red_then_green_is_proven(toy):
+    proof = _verdict(
+        toy.upstreams["toy"],
+        _patch("t.py::test_a"),
+        _results({"t.py::test_a[x]": "FAILED"}, {"t.py::test_a[x]": "PASSED"}),
+    )
+    assert proof.proven
+
+
+def test_a_test_that_passes_on_pristine_proves_nothing(toy):
+    proof = _verdict(
+        toy.upstreams["toy"],
+        _patch("t.py::test_a", "t.py::test_b"),
+        _results(
+            {"t.py::test_a": "FAILED", "t.py::test_b": "PASSED"},
+            {"t.py::test_a": "PASSED", "t.py::test_b": "PASSED"},
+        ),
+    )
+    assert not proof.proven and proof.pristine == "mixed"
+
+
+def test_a_test_that_cannot_be_collected_on_pristine_counts_as_red(toy):
+    proof = _verdict(
+        toy.upstreams["toy"],
+        _patch("t.py::test_a"),
+        _results({"t.py": "ERROR"}, {"t.py::test_a": "PASSED"}),
+    )
+    assert proof.proven
+
+
+def test_skipped_on_patched_is_not_green(toy):
+    proof = _verdict(
+        toy.upstreams["toy"],
+        _patch("t.py::test_a"),
+        _results({"t.py::test_a": "FAILED"}, {"t.py::test_a": "SKIPPED"}),
+    )
+    assert not proof.proven
+
+
+def test_a_patch_with_no_test_is_never_proven(toy):
+    proof = _verdict(toy.upstreams["toy"], _patch(), _results({}, {}))
+    assert not proof.proven
