@@ -37,6 +37,7 @@ class TestSpec:
 
     paths: tuple[str, ...]
     from_submodule: bool = False
+    args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,11 @@ def _upstream(uid: str, table: dict, path: Path) -> Upstream:
             wheel=Artifact(**table["wheel"]),
             sdist=Artifact(**sdist) if sdist else None,
             env=EnvSpec(env["torch"], tuple(env.get("requires", ())), tuple(env.get("remove", ()))),
-            tests=TestSpec(tuple(tests.get("paths", ())), bool(tests.get("from_submodule"))),
+            tests=TestSpec(
+                tuple(tests.get("paths", ())),
+                bool(tests.get("from_submodule")),
+                tuple(tests.get("args", ())),
+            ),
         )
     except (KeyError, TypeError) as error:
         raise UsageError(f"{path}: [{uid}] is missing or has a malformed key: {error}") from None

@@ -112,7 +112,11 @@ def _run_suite(project: Project, upstream: Upstream, venv: Path, outcome: Outcom
     deselect = deselections(project, upstream)
     outcome.deselected = len(deselect)
     log(f"{upstream.id}: upstream suite ({len(deselect)} deselected, see ci/deselect/)")
-    args = [*selections(project, upstream), *(a for d in deselect for a in ("--deselect", d))]
+    args = [
+        *upstream.tests.args,
+        *selections(project, upstream),
+        *(a for d in deselect for a in ("--deselect", d)),
+    ]
     outcome.suite = _pytest(venv, args, workdir)
 
 

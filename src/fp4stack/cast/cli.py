@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from fp4stack.cast.emit import FORMATS, MODELOPT
-from fp4stack.errors import UsageError
 
 DESCRIPTION = """\
 Convert an MXFP4 checkpoint (gpt-oss layout or compressed-tensors mxfp4-pack-quantized)
@@ -52,8 +51,6 @@ def run(args: argparse.Namespace) -> int:
     from fp4stack.cast.report import format_report
     from fp4stack.cast.run import cast_checkpoint
 
-    if args.src is None or args.dst is None:
-        raise UsageError("SRC and DST are required")
     stats = cast_checkpoint(args.src, args.dst, args.format, args.workers, args.force)
     print(format_report(stats))
     return 0

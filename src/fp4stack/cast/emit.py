@@ -80,11 +80,21 @@ def _modelopt(unit: QuantUnit) -> list[Output]:
     ]
 
 
-def _expert_module(mod: str, shape: tuple[int, int], pick: Callable) -> list[Output]:
+def _expert_module(
+    mod: str, shape: tuple[int, int], pick: Callable, skip: int | None
+) -> list[Output]:
+    """One per-expert Linear; ``skip`` is the byte offset of its packed rows in the source
+    tensor when they are contiguous there (then unchanged bytes are copied in the kernel)."""
     rows, half = shape
+
+    def packed(s: Sink, o: int, r: CastResult) -> None:
+        if r.unchanged and skip is not None:
+            s.source_bytes(rows * half, o, skip)
+        else:
+            s.array(pick(r.packed), o)
+
     return [
-        (OutTensor(f"{mod}.weight_packed", "U8", (rows, half)),
-         lambda s, o, r: s.array(pick(r.packed), o)),
+        (OutTensor(f"{mod}.weight_packed", "U8", (rows, half)), packed),
         (OutTensor(f"{mod}.weight_scale", "F8_E4M3", (rows, half // 8)),
          lambda s, o, r: s.array(pick(r.scales), o)),
         (OutTensor(f"{mod}.weight_global_scale", "F32", (1,)), _global_scale),
@@ -109,7 +119,8 @@ def _compressed_tensors(unit: QuantUnit) -> list[Output]:
             def pick(a: np.ndarray, e: int = e, sel: slice = sel) -> np.ndarray:
                 return a.reshape(lead[0], rows, -1)[e, sel]
 
-            outs += _expert_module(f"{parent}.{e}.{leaf}", (n, half), pick)
+            skip = e * rows * half if sel == slice(None) else None
+            outs += _expert_module(f"{parent}.{e}.{leaf}", (n, half), pick, skip)
     return outs
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fp4stack.cast import emit
 from fp4stack.cast.safetensors_io import OutTensor, layout
 from fp4stack.cast.source import GPT_OSS, QuantUnit, Source
+from fp4stack.errors import UsageError
 
 COPY, UNIT, BIAS = "copy", "unit", "bias"
 
@@ -90,5 +91,20 @@ def make_plan(src: Source, fmt: str) -> Plan:
         size = len(head) + sum(t.nbytes for t in outs)
         offsets = {t.name: s for t, s in zip(outs, starts, strict=True)}
         plan.shards[shard] = ShardLayout(head, size, offsets, outs)
+    _check_unique(src, plan)
     plan.excluded.sort()
     return plan
+
+
+def _check_unique(src: Source, plan: Plan) -> None:
+    """Two source tensors must not become one output name (e.g. ``X.weight_packed`` and a
+    stray ``X.weight`` with ``--format modelopt``)."""
+    seen: dict[str, str] = {}
+    for shard, lay in plan.shards.items():
+        for t in lay.tensors:
+            if t.name in seen:
+                raise UsageError(
+                    f"{src.root / shard}: output tensor {t.name!r} would be written twice "
+                    f"(also in {seen[t.name]}) with --format {plan.fmt}"
+                )
+            seen[t.name] = shard

@@ -23,9 +23,10 @@ class Sink:
     def array(self, data: np.ndarray, offset: int) -> None:
         write_at(self.fd, data, offset)
 
-    def source_bytes(self, nbytes: int, offset: int) -> None:
-        """The unit's source packed bytes, unchanged: copied inside the kernel."""
-        copy_at(self.source_fd, self.source_start, self.fd, offset, nbytes)
+    def source_bytes(self, nbytes: int, offset: int, skip: int = 0) -> None:
+        """``nbytes`` of the unit's unchanged source packed bytes, from byte ``skip`` on,
+        copied inside the kernel."""
+        copy_at(self.source_fd, self.source_start + skip, self.fd, offset, nbytes)
 
     def transposed(self, a: np.ndarray, offset: int) -> None:
         """Write ``a`` (E, R, C) as (E, C, R), through one reused buffer of about CHUNK_BYTES,
