@@ -112,9 +112,10 @@ def build(root: Path, layers: int, vocab: int, shards: int, scenario: str) -> in
     return sum(p.stat().st_size for p in root.iterdir())
 
 
-def timed(argv: list[str], label: str, sync: bool) -> tuple[float, float, int]:
-    """(wall seconds, wall seconds including a final sync, peak RSS MiB) of one command."""
-    cmd = ["/usr/bin/time", "-f", "%e %M", "-o", "/dev/stderr", *argv]
+def timed(argv: list[str], label: str, sync: bool) -> tuple[float, float, int, float]:
+    """(wall s, wall s including a final sync, peak RSS MiB, user+sys CPU s) of one command
+    and the processes it waited for."""
+    cmd = ["/usr/bin/time", "-f", "%e %M %U %S", "-o", "/dev/stderr", *argv]
     start = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
@@ -123,8 +124,8 @@ def timed(argv: list[str], label: str, sync: bool) -> tuple[float, float, int]:
     if sync:
         os.sync()
     with_sync = time.perf_counter() - start
-    rss_kb = int(proc.stderr.strip().splitlines()[-1].split()[1])
-    return wall, with_sync, rss_kb // 1024
+    fields = proc.stderr.strip().splitlines()[-1].split()
+    return wall, with_sync, int(fields[1]) // 1024, float(fields[2]) + float(fields[3])
 
 
 def drop_caches() -> bool:
@@ -150,6 +151,7 @@ def main() -> None:
     ap.add_argument("--scenario", choices=["in-range", "tail"], default="in-range")
     ap.add_argument("--cold", action="store_true", help="drop the page cache before every run")
     args = ap.parse_args()
+    args.load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
     shutil.rmtree(args.dir, ignore_errors=True)
     src, cp_dst, cast_dst = args.dir / "src", args.dir / "cp", args.dir / "cast"
@@ -158,7 +160,7 @@ def main() -> None:
     print(f"built {size / 1e9:.2f} GB in {time.perf_counter() - t0:.1f} s: {src}", file=sys.stderr)
     cast = [sys.executable, "-c", CLI, "cast", "mxfp4-to-nvfp4", str(src), str(cast_dst),
             "--workers", str(args.workers), "--format", args.format]  # fmt: skip
-    runs: dict[str, list[tuple[float, float, int]]] = {"cp": [], "cast": []}
+    runs: dict[str, list[tuple[float, float, int, float]]] = {"cp": [], "cast": []}
     timed(["cp", "-r", str(src), str(cp_dst)], "warm-up cp", sync=True)  # page cache warm
     shutil.rmtree(cp_dst)
     cold_ok = True
@@ -179,20 +181,27 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, size: int, runs: dict, cold_ok: bool) -> None:
-    med = {k: [statistics.median(r[i] for r in v) for i in range(3)] for k, v in runs.items()}
+    med = {k: [statistics.median(r[i] for r in v) for i in range(4)] for k, v in runs.items()}
     cache = (
         "cold (dropped before each run)" if args.cold and cold_ok else "warm (source in page cache)"
     )
     print(f"checkpoint: {size / 1e9:.2f} GB, {args.shards} shards, {args.layers} layers, "
           f"scenario {args.scenario}, --format {args.format} --workers {args.workers}; "
           f"page cache: {cache}; {os.cpu_count()} CPUs\n")  # fmt: skip
-    print("| run | wall s (each) | median wall s | median wall+sync s | peak RSS MiB |")
-    print("|---|---|---|---|---|")
+    print(f"load average before: {args.load}\n")
+    print(
+        "| run | wall s (each) | median wall s | median wall+sync s | median CPU s | peak RSS MiB |"
+    )
+    print("|---|---|---|---|---|---|")
     for k, v in runs.items():
         each = ", ".join(f"{r[0]:.2f}" for r in v)
-        print(f"| {k} | {each} | {med[k][0]:.2f} | {med[k][1]:.2f} | {max(r[2] for r in v)} |")
-    print(f"\nratio cast/cp (median wall): {med['cast'][0] / med['cp'][0]:.2f}; "
-          f"including sync: {med['cast'][1] / med['cp'][1]:.2f}")  # fmt: skip
+        print(f"| {k} | {each} | {med[k][0]:.2f} | {med[k][1]:.2f} | {med[k][3]:.2f} "
+              f"| {max(r[2] for r in v)} |")  # fmt: skip
+    ratios = [c[0] / p[0] for c, p in zip(runs["cast"], runs["cp"], strict=True)]
+    print(f"\nratio cast/cp: median wall {med['cast'][0] / med['cp'][0]:.2f} "
+          f"(per pair: {', '.join(f'{r:.2f}' for r in ratios)}); "
+          f"wall+sync {med['cast'][1] / med['cp'][1]:.2f}; "
+          f"CPU {med['cast'][3] / med['cp'][3]:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

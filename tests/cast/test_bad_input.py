@@ -278,3 +278,16 @@ def test_duplicate_tensor_across_shards(tmp_path, run_cli):
     index["weight_map"]["lm_head.weight"] = "extra.safetensors"
     (src / "model.safetensors.index.json").write_text(json.dumps(index))
     assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", "lm_head.weight")
+
+
+def test_output_name_collision(tmp_path, run_cli):
+    """A compressed-tensors module with both ``weight_packed`` and a stray ``weight``."""
+    from cast_ckpt import ct_mxfp4_config
+
+    tensors = {
+        "m.weight_packed": torch.zeros((4, 16), dtype=torch.uint8),
+        "m.weight_scale": torch.full((4, 1), 120, dtype=torch.uint8),
+        "m.weight": torch.zeros((4, 16), dtype=torch.uint8),
+    }
+    src = write_checkpoint(tmp_path / "src", tensors, ct_mxfp4_config([]))
+    assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", "'m.weight'", "twice")
