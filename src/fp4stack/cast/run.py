@@ -17,7 +17,6 @@ from fp4stack.cast.configs import hf_quant_config, output_config
 from fp4stack.cast.convert import TensorStats
 from fp4stack.cast.emit import MODELOPT
 from fp4stack.cast.plan import Plan, make_plan
-from fp4stack.cast.prefetch import Prefetcher
 from fp4stack.cast.progress import Progress
 from fp4stack.cast.safetensors_io import create_output
 from fp4stack.cast.source import INDEX_NAME, Source, open_source
@@ -87,19 +86,12 @@ def _run_jobs(src: Source, plan: Plan, tmp: Path, workers: int, bar: Progress) -
     for shard, lay in plan.shards.items():
         create_output(tmp / shard, lay.head, lay.size)
     work = batches(plan.jobs, BATCH_BYTES)
-    prefetch = Prefetcher(src, [job for batch in work for job in batch])
-    prefetch.start()
-    try:
-        if workers <= 1 or len(work) <= 1:
-            return _run_here(src, plan, tmp, work, (bar, prefetch))
-        return _run_pool(src, plan, tmp, work, workers, (bar, prefetch))
-    finally:
-        prefetch.stop()
+    if workers <= 1 or len(work) <= 1:
+        return _run_here(src, plan, tmp, work, bar)
+    return _run_pool(src, plan, tmp, work, workers, bar)
 
 
-def _run_here(
-    src: Source, plan: Plan, tmp: Path, work: list, sinks: tuple[Progress, Prefetcher]
-) -> list[TensorStats]:
+def _run_here(src: Source, plan: Plan, tmp: Path, work: list, bar: Progress) -> list[TensorStats]:
     stats: list[TensorStats] = []
     worker = Worker(src, plan, tmp, {})
     try:
@@ -107,15 +99,14 @@ def _run_here(
             for job in batch:
                 result = worker.run(job)
                 stats += [result] if result else []
-                for sink in sinks:
-                    sink.advance(job.nbytes)
+                bar.advance(job.nbytes)
     finally:
         worker.close()
     return stats
 
 
 def _run_pool(
-    src: Source, plan: Plan, tmp: Path, work: list, workers: int, sinks: tuple[Progress, Prefetcher]
+    src: Source, plan: Plan, tmp: Path, work: list, workers: int, bar: Progress
 ) -> list[TensorStats]:
     # fork: workers start in milliseconds, without re-importing numpy; they use only numpy
     # and os calls, so inheriting the parent's other threads (if any) is harmless.
@@ -126,8 +117,7 @@ def _run_pool(
     try:
         for batch_stats, nbytes in pool.imap_unordered(run_batch, work):
             stats += batch_stats
-            for sink in sinks:
-                sink.advance(nbytes)
+            bar.advance(nbytes)
         pool.close()
     finally:
         pool.terminate()
