@@ -10,6 +10,7 @@ result (against the MXFP4 values) is kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,10 +74,17 @@ def _nonzero_blocks(blocks: np.ndarray) -> np.ndarray:
     return (blocks & 0x77).any(axis=-1)
 
 
+def _levels(e8m0: np.ndarray, top: int) -> Iterator[int]:
+    """Exponent levels present, from the top down; counted only if the top one is not enough."""
+    yield top
+    counts = np.bincount(e8m0, minlength=256)
+    yield from (int(level) for level in np.flatnonzero(counts[:top])[::-1])
+
+
 def _k_max(blocks: np.ndarray, e8m0: np.ndarray, top: int) -> int | None:
     """Largest exponent among blocks that are not all zero (all-zero blocks fit any scale).
     Scans the scales in chunks from the top level down; one non-zero block decides."""
-    for level in range(top, -1, -1):
+    for level in _levels(e8m0, top):
         for start in range(0, e8m0.size, PROBE_BLOCKS):
             idx = np.flatnonzero(e8m0[start : start + PROBE_BLOCKS] == level) + start
             if idx.size and _nonzero_blocks(blocks[idx]).any():
@@ -88,7 +96,7 @@ def _amax(blocks: np.ndarray, e8m0: np.ndarray, top: int) -> float:
     """Largest magnitude of the tensor: exponent levels from the top, each scanned in chunks,
     stopping at a ±6 (nothing below can beat it) or when lower levels cannot matter."""
     amax = 0.0
-    for level in range(top, -1, -1):
+    for level in _levels(e8m0, top):
         scale = 2.0 ** (level - E8M0_BIAS)
         if E2M1_MAX * scale <= amax:
             break

@@ -59,9 +59,7 @@ def summary(outcomes: list[Outcome]) -> str:
     """The closing report: per upstream, suite and our counts, then the prove table."""
     lines = ["", "=== fp4stack test summary ==="]
     for o in outcomes:
-        suite = _counts(o.suite, o.deselected) if o.suite else f"skipped ({o.suite_note})"
-        if o.suite_note and not o.suite:
-            suite = f"skipped: {o.suite_note}"
+        suite = _counts(o.suite) if o.suite else f"skipped: {o.suite_note}"
         lines.append(f"{o.name}:")
         if o.name != "fp4stack tools":
             lines.append(f"  upstream suite: {suite}")
@@ -78,12 +76,12 @@ def summary(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def _counts(result: PytestResult | None, deselected: int = 0) -> str:
+def _counts(result: PytestResult | None) -> str:
     if result is None:
         return "none"
     parts = [f"{result.count(k)} {k}" for k in ("passed", "failed", "error", "skipped")]
-    if deselected:
-        parts.append(f"{deselected} deselected")
+    parts += [f"{result.count(k)} {k}" for k in ("xfailed", "xpassed", "deselected")
+              if result.count(k)]  # fmt: skip
     status = "" if result.ok else f"  [pytest exit {result.returncode}]"
     return ", ".join(parts) + status
 
