@@ -143,12 +143,28 @@ def test_zero_blocks_with_any_exponent(zero_exp):
 
 
 @pytest.mark.parametrize("top", [120, 254, 20])
-@pytest.mark.parametrize("spread", [0, 3, 6, 7, 9, 14])
+@pytest.mark.parametrize("spread", [0, 3, 6, 7, 9, 14, 20])
 def test_scale_codes_fast_path_matches_table(top, spread):
-    from fp4stack.cast.convert import _duplicate, _scale_codes, _scale_lut
+    from fp4stack.cast.convert import _scale_codes, _scale_lut
 
     e8m0 = np.random.default_rng(spread).integers(top - spread, top + 1, (8, 6)).astype(np.uint8)
     e8m0[0, 0], e8m0[0, 1] = top, top - spread
     m = top - 127 - 8
-    expected = _duplicate(np.take(_scale_lut(m)[0], e8m0))
-    assert np.array_equal(_scale_codes(e8m0, m, top - spread, top), expected)
+    e8m0[1, :2] = [min(top + 5, 254), 0]  # zero blocks far above and below: clamped
+    expected = np.repeat(_scale_lut(m)[0][e8m0], 2, axis=-1)
+    got = _scale_codes(e8m0, m, int(e8m0.min()), int(e8m0.max()))
+    exact = (e8m0.astype(int) - 127 - m >= -9).repeat(2, axis=-1)  # OOR codes are set later
+    assert np.array_equal(got[exact], expected[exact])
+
+
+def test_sparse_exponent_levels_are_fast_and_exact():
+    """Zero blocks at E8M0 254 and a huge gap below: levels are visited, not counted down."""
+    import time
+
+    packed, e8m0 = _source(12, 4, top=20)
+    packed[0, :16] = 0
+    e8m0[0, 0] = 254
+    start = time.perf_counter()
+    ref, result, out = _cast(packed, e8m0)
+    assert time.perf_counter() - start < 5
+    assert torch.equal(out, ref) and result.stats.path == "exact"

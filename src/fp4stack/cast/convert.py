@@ -32,6 +32,7 @@ E8M0_NAN = 255
 MIN_TENSOR_EXP = -126  # 2**m and its reciprocal (compressed-tensors) stay normal FP32
 OOR_CANDIDATE_CODES = np.arange(1, 9, dtype=np.uint8)  # E4M3 2**-9 .. 2**-6
 CHUNK_BLOCKS = 1 << 15
+FIRST_CHUNK_BLOCKS = 1 << 10  # the plain path is usually abandoned after this many
 PROBE_BLOCKS = 1 << 16
 
 
@@ -107,6 +108,8 @@ def _amax(blocks: np.ndarray, e8m0: np.ndarray, top: int) -> float:
             amax = max(amax, E2M1_VALUES[mag] * scale)
             if amax >= E2M1_MAX * scale:
                 break
+        if amax >= E2M1_MAX * scale / 2:  # no lower level can exceed it
+            break
     return amax
 
 
@@ -131,15 +134,18 @@ def _requantize_fixed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     and squared error per 16-half (n, 2), all in units of the tensor scale.
     """
     halves = x.reshape(-1, 16)
-    best_err = np.full(halves.shape[0], np.inf)
-    best_q = np.zeros(halves.shape, dtype=np.uint8)
-    best_code = np.ones(halves.shape[0], dtype=np.uint8)
+    best_err = np.square(halves).sum(axis=1)  # all zero: every candidate gives this when
+    best_q = np.zeros(halves.shape, dtype=np.uint8)  # amax <= 2**-11, a quarter of the
+    best_code = np.ones(halves.shape[0], dtype=np.uint8)  # smallest step (ties to 0)
+    live = np.flatnonzero(np.abs(halves).max(axis=1) > E4M3_MIN_SUBNORMAL / 4)
+    sub = halves[live]
     for code in OOR_CANDIDATE_CODES:
         s = E4M3_VALUES[code]
-        q = e2m1_encode(halves / s)
-        err = np.square(E2M1_VALUES[q] * s - halves).sum(axis=1)
-        better = err < best_err
-        best_err[better], best_q[better], best_code[better] = err[better], q[better], code
+        q = e2m1_encode(sub / s)
+        err = np.square(E2M1_VALUES[q] * s - sub).sum(axis=1)
+        better = err < best_err[live]
+        idx = live[better]
+        best_err[idx], best_q[idx], best_code[idx] = err[better], q[better], code
     return best_q.reshape(x.shape), best_code.reshape(-1, 2), best_err.reshape(-1, 2)
 
 
@@ -180,22 +186,26 @@ def _scale_lut(m: int) -> tuple[np.ndarray, np.ndarray]:
     return codes, d >= -9
 
 
-def _duplicate(codes: np.ndarray) -> np.ndarray:
-    """(..., G) codes → (..., 2G), each repeated for both 16-halves of its 32-block."""
-    wide = codes.astype(np.uint16) * np.uint16(0x0101)
-    return wide.view(np.uint8).reshape(*codes.shape[:-1], codes.shape[-1] * 2)
-
-
 def _scale_codes(e8m0: np.ndarray, m: int, low: int, top: int) -> np.ndarray:
     """E4M3 codes of ``2**(k - m)`` per E8M0 byte, duplicated per 16-half: (..., 2G).
 
-    When every exponent is in [2**-6, 2**8] (normal E4M3) the code is ``(k - m + 7) << 3``,
-    computed in 16-bit lanes holding both halves' bytes; otherwise through the table."""
-    if low - E8M0_BIAS - m >= -6 and top - E8M0_BIAS - m <= 8:
-        bias = np.uint16((7 - E8M0_BIAS - m) % 65536)  # wraps to the code in 1..15
-        wide = (e8m0.astype(np.uint16) + bias) * np.uint16(0x0808)
-        return wide.view(np.uint8).reshape(*e8m0.shape[:-1], e8m0.shape[-1] * 2)
-    return _duplicate(np.take(_scale_lut(m)[0], e8m0))
+    For exponents in [2**-6, 2**8] (normal E4M3) the code is ``(k - m + 7) << 3``, computed
+    in 16-bit lanes holding both halves' bytes; exponents above are clamped (only all-zero
+    blocks can have them), and the few below take the table (subnormal, or OOR: fixed later).
+    """
+    first_normal = m + E8M0_BIAS - 6
+    last = min(m + E8M0_BIAS + 8, 255)
+    clipped = e8m0
+    if low < first_normal or top > last:
+        clipped = np.clip(e8m0, np.uint8(max(first_normal, 0)), np.uint8(last))
+    bias = np.uint16((7 - E8M0_BIAS - m) % 65536)  # wraps to the code in 8..127
+    wide = (clipped.astype(np.uint16) + bias) * np.uint16(0x0808)
+    out = wide.view(np.uint8).reshape(*e8m0.shape[:-1], e8m0.shape[-1] * 2)
+    if low < first_normal:
+        flat = e8m0.reshape(-1)
+        idx = np.flatnonzero(flat < first_normal)
+        out.reshape(-1, 2)[idx] = _scale_lut(m)[0][flat[idx]][:, None]
+    return out
 
 
 def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
@@ -251,9 +261,10 @@ def _try_standard(
     tensor_scale = np.float32(_amax(blocks, flat_e, top)) / np.float32(E2M1_MAX * E4M3_MAX)
     out_packed = np.empty_like(blocks)
     out_codes = np.empty((blocks.shape[0], 2), dtype=np.uint8)
-    sse, exact = 0.0, 0
-    for start in range(0, blocks.shape[0], CHUNK_BLOCKS):
-        sl = slice(start, start + CHUNK_BLOCKS)
+    sse, exact, start, size = 0.0, 0, 0, FIRST_CHUNK_BLOCKS
+    while start < blocks.shape[0]:
+        sl = slice(start, start + size)
+        start, size = start + size, min(2 * size, CHUNK_BLOCKS)
         x = _decode(blocks[sl], flat_e[sl])
         q, codes, err = _standard_quantize(x, tensor_scale)
         sse += float(err.sum())
