@@ -8,7 +8,7 @@ import numpy as np
 
 from fp4stack.cast.safetensors_io import copy_at, write_at
 
-CHUNK_BYTES = 16 << 20  # reused transpose buffer: big enough for few syscalls, cache-friendly
+CHUNK_BYTES = 4 << 20  # reused transpose buffer: big enough for few syscalls, cache-friendly
 TILE_ROWS = 256
 
 
