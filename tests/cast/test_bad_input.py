@@ -226,10 +226,15 @@ def test_read_only_src(tmp_path, run_cli):
 
 
 def _big_src(root: Path) -> Path:
-    """Slow to cast (every block out of range): about 24 MB of experts."""
+    """Slow to cast: every block is out of range but one, so the plain requantize path wins
+    and runs over all ~70M values (seconds), leaving time to interrupt."""
     rng = np.random.default_rng(5)
-    tensors = gpt_oss_tensors(rng, layers=3, experts=8, hidden=512, inter=512, spread=40)
-    return write_checkpoint(root, tensors, gpt_oss_config(3, 8, 512, 512), shards=2)
+    tensors = gpt_oss_tensors(rng, layers=3, experts=8, hidden=1024, inter=1024)
+    for name, t in tensors.items():
+        if name.endswith("_scales"):
+            t.fill_(100)
+            t.view(-1)[0] = 120
+    return write_checkpoint(root, tensors, gpt_oss_config(3, 8, 1024, 1024), shards=2)
 
 
 CLI = (
@@ -261,8 +266,8 @@ def test_interrupt_leaves_nothing(tmp_path, sig):
     deadline = time.monotonic() + 60
     while not any("fp4stack-tmp" in p.name for p in tmp_path.iterdir()):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
-    time.sleep(0.3)
+        time.sleep(0.01)
+    time.sleep(0.2)
     os.killpg(proc.pid, sig)  # what a terminal's Ctrl-C does: the whole process group
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

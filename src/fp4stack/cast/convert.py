@@ -30,7 +30,10 @@ from fp4stack.errors import UsageError
 E8M0_BIAS = 127
 E8M0_NAN = 255
 MIN_TENSOR_EXP = -126  # 2**m and its reciprocal (compressed-tensors) stay normal FP32
-OOR_CANDIDATE_CODES = np.arange(1, 9, dtype=np.uint8)  # E4M3 2**-9 .. 2**-6
+# E4M3 scales worth trying for OOR halves, whose values are at most 3·2**-9 (in units of the
+# tensor scale): on [0, 3·2**-9] the grids of codes 2, 4, 6 and 8 are subsets of code 1's,
+# and larger codes only round more to zero, so 1 (2**-9), 3, 5 and 7 (·2**-9) remain.
+OOR_CANDIDATE_CODES = np.array([1, 3, 5, 7], dtype=np.uint8)
 CHUNK_BLOCKS = 1 << 15
 FIRST_CHUNK_BLOCKS = 1 << 10  # the plain path is usually abandoned after this many
 PROBE_BLOCKS = 1 << 16
