@@ -13,8 +13,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 
 import pytest
 import torch
-
-fp4_kernel = pytest.importorskip("modelopt.torch.quantization.triton.fp4_kernel")
+from modelopt.torch.quantization.triton import fp4_kernel
 
 E2M1_VALUES = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 

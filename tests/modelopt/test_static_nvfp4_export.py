@@ -12,14 +12,13 @@ import copy
 import json
 from pathlib import Path
 
+import modelopt.torch.quantization as mtq
 import pytest
 import torch
-
-transformers = pytest.importorskip("transformers")
-mtq = pytest.importorskip("modelopt.torch.quantization")
-from modelopt.torch.export import export_hf_checkpoint  # noqa: E402
-from modelopt.torch.quantization.nn import NVFP4StaticQuantizer  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
+import transformers
+from modelopt.torch.export import export_hf_checkpoint
+from modelopt.torch.quantization.nn import NVFP4StaticQuantizer
+from safetensors.torch import load_file
 
 E2M1_BY_CODE = torch.tensor(
     [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6], dtype=torch.float32
