@@ -296,3 +296,20 @@ def test_output_name_collision(tmp_path, run_cli):
     }
     src = write_checkpoint(tmp_path / "src", tensors, ct_mxfp4_config([]))
     assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", "'m.weight'", "twice")
+
+
+def test_force_replaces_a_file_and_a_symlink(tmp_path, run_cli):
+    src = make_src(tmp_path / "src")
+    (tmp_path / "dst-file").write_text("not a checkpoint")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "dst-link").symlink_to(elsewhere)
+    for name in ("dst-file", "dst-link"):
+        code, _, err = run_cli(src, tmp_path / name)
+        assert code == 2 and "already exists" in err
+        code, _, err = run_cli(src, tmp_path / name, "--force")
+        assert code == 0, err
+        assert (tmp_path / name / "model.safetensors").is_file()
+        assert not (tmp_path / name).is_symlink()
+    assert elsewhere.is_dir() and not list(elsewhere.iterdir())  # the link target is untouched
+    assert not [p for p in tmp_path.iterdir() if "fp4stack" in p.name]
