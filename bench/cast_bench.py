@@ -29,6 +29,8 @@ CLI = (
     "m = getattr(cli, 'VERB_MODULES', None)\n"
     "c = 'fp4stack.cast.cli'\n"
     "if m is not None and c not in m: cli.VERB_MODULES = (*m, c)\n"
+    "v = getattr(cli, 'VERBS', None)\n"
+    "if isinstance(v, dict) and c not in v.values(): v['cast'] = c\n"
     "sys.exit(cli.main(sys.argv[1:]))"
 )
 
