@@ -168,3 +168,21 @@ def test_sparse_exponent_levels_are_fast_and_exact():
     ref, result, out = _cast(packed, e8m0)
     assert time.perf_counter() - start < 5
     assert torch.equal(out, ref) and result.stats.path == "exact"
+
+
+@pytest.mark.parametrize("top", [253, 254])
+def test_huge_exponents_stay_finite(top):
+    """Values near the E8M0 ceiling: the plain path cannot exist in FP32; no NaN code, finite
+    scales, and the in-range blocks still exact (checked in float64, beyond FP32's range)."""
+    from fp4stack.cast.fp4 import E2M1_VALUES, E4M3_VALUES, unpack_nibbles
+
+    packed, e8m0 = _source(21, 40, top=top)
+    result = cast_mxfp4(packed.copy(), e8m0, "t")
+    assert result.stats.path == "closed-form" and result.stats.oor_blocks > 0
+    assert result.scales.max() <= 0x7E and np.isfinite(np.float32(result.tensor_scale))
+    vals = E2M1_VALUES[unpack_nibbles(result.packed)].reshape(ROWS, -1, 16)
+    got = (vals * E4M3_VALUES[result.scales][..., None] * result.tensor_scale).reshape(ROWS, -1)
+    src = E2M1_VALUES[unpack_nibbles(packed)].reshape(ROWS, -1, 32)
+    ref = (src * np.exp2(e8m0.astype(float) - 127)[..., None]).reshape(ROWS, -1)
+    in_range = (e8m0.astype(int) >= int(e8m0.max()) - 17).repeat(32, axis=1)
+    assert np.array_equal(got[in_range], ref[in_range])

@@ -261,7 +261,10 @@ def _try_standard(
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Plain requantize of the whole tensor, chunk by chunk; abandoned as soon as its SSE
     exceeds the closed form's (SSE only grows). Returns its output only when strictly better."""
-    tensor_scale = np.float32(_amax(blocks, flat_e, top)) / np.float32(E2M1_MAX * E4M3_MAX)
+    with np.errstate(over="ignore"):
+        tensor_scale = np.float32(_amax(blocks, flat_e, top)) / np.float32(E2M1_MAX * E4M3_MAX)
+    if not np.isfinite(tensor_scale):  # amax beyond FP32 (E8M0 >= 253): no plain NVFP4 exists
+        return None
     out_packed = np.empty_like(blocks)
     out_codes = np.empty((blocks.shape[0], 2), dtype=np.uint8)
     sse, exact, start, size = 0.0, 0, 0, FIRST_CHUNK_BLOCKS
@@ -271,7 +274,7 @@ def _try_standard(
         x = _decode(blocks[sl], flat_e[sl])
         q, codes, err = _standard_quantize(x, tensor_scale)
         sse += float(err.sum())
-        if sse >= stats.sse:
+        if not sse < stats.sse:  # also when NaN
             return None
         out_packed[sl], out_codes[sl] = _pack(q), codes
         exact += int(np.count_nonzero(err == 0))
