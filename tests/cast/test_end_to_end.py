@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,19 @@ def test_compressed_tensors_source(tmp_path, run_cli, fmt):
     qc = json.loads((tmp_path / "dst" / "config.json").read_text())["quantization_config"]
     assert "lm_head" in qc["ignore"]
     assert not (tmp_path / "dst" / "model.safetensors.index.json").exists()
+
+
+def test_without_linux_only_calls_output_is_identical(gpt_oss_src, tmp_path, run_cli, monkeypatch):
+    """Where os has no preadv, copy_file_range or posix_fallocate (macOS), the user-space
+    fallbacks write the very same bytes."""
+    src_dir = gpt_oss_src[40]
+    assert run_cli(src_dir, tmp_path / "linux", "--workers", "1")[0] == 0
+    for name in ("preadv", "copy_file_range", "posix_fallocate"):
+        monkeypatch.delattr(os, name, raising=False)
+    assert run_cli(src_dir, tmp_path / "portable", "--workers", "1")[0] == 0
+    names = sorted(p.name for p in (tmp_path / "linux").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "portable").iterdir())
+    for name in names:
+        assert (tmp_path / "linux" / name).read_bytes() == (
+            tmp_path / "portable" / name
+        ).read_bytes()

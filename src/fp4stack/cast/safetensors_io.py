@@ -74,6 +74,14 @@ def _parse_entry(path: Path, name: str, raw: object, base: int, data_len: int) -
     return TensorInfo(dtype, tuple(shape), base + begin, base + end)
 
 
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    if hasattr(os, "preadv"):  # Linux, BSDs: straight into the buffer
+        return os.preadv(fd, [view], offset)
+    chunk = os.pread(fd, min(view.nbytes, 1 << 26), offset)
+    view[: len(chunk)] = chunk
+    return len(chunk)
+
+
 class SafetensorsFile:
     """Header of one file, validated on open; tensor bytes read on demand."""
 
@@ -129,7 +137,8 @@ class SafetensorsFile:
             return np.empty(0, dtype=np.uint8)
         start = info.start - info.start % mmap.ALLOCATIONGRANULARITY
         mm = mmap.mmap(self.fd, info.end - start, access=mmap.ACCESS_COPY, offset=start)
-        mm.madvise(mmap.MADV_WILLNEED)  # start readahead of the whole tensor
+        if hasattr(mmap, "MADV_WILLNEED"):
+            mm.madvise(mmap.MADV_WILLNEED)  # start readahead of the whole tensor
         return np.frombuffer(mm, dtype=np.uint8, count=info.nbytes, offset=info.start - start)
 
     def read(self, name: str) -> np.ndarray:
@@ -138,7 +147,7 @@ class SafetensorsFile:
         buf = np.empty(info.nbytes, dtype=np.uint8)
         view, pos = memoryview(buf), 0
         while pos < info.nbytes:
-            got = os.preadv(self.fd, [view[pos:]], info.start + pos)
+            got = _pread_into(self.fd, view[pos:], info.start + pos)
             if got == 0:
                 raise _corrupt(self.path, f"tensor {name!r}: file ended while reading")
             pos += got
@@ -191,6 +200,8 @@ def create_output(path: Path, head: bytes, size: int) -> None:
     with open(path, "wb") as f:
         f.write(head)
         try:
+            if not hasattr(os, "posix_fallocate"):  # macOS
+                raise OSError(errno.EOPNOTSUPP, "posix_fallocate")
             os.posix_fallocate(f.fileno(), 0, size)
         except OSError as error:
             if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
@@ -208,9 +219,10 @@ def write_at(fd: int, data: np.ndarray, offset: int) -> None:
 
 def copy_at(src_fd: int, src_offset: int, fd: int, offset: int, nbytes: int) -> None:
     """Copy a byte range between files inside the kernel (user space if unsupported)."""
+    kernel_copy = getattr(os, "copy_file_range", None)  # Linux only
     while nbytes:
         try:
-            done = os.copy_file_range(src_fd, fd, nbytes, src_offset, offset)
+            done = kernel_copy(src_fd, fd, nbytes, src_offset, offset) if kernel_copy else 0
         except OSError:
             done = 0
         if done == 0:
