@@ -173,9 +173,11 @@ def _check_configs(dst, fmt) -> None:
         assert parsed.ignore == expected_excluded
 
 
+@pytest.mark.parametrize("scale_dtype", [torch.uint8, torch.float8_e8m0fnu])
 @pytest.mark.parametrize("fmt", ["modelopt", "compressed-tensors"])
-def test_compressed_tensors_source(tmp_path, run_cli, fmt):
-    """compressed-tensors mxfp4-pack-quantized in, one file, no index."""
+def test_compressed_tensors_source(tmp_path, run_cli, fmt, scale_dtype):
+    """compressed-tensors mxfp4-pack-quantized in, one file, no index; E8M0 scales stored as
+    uint8 or as torch's float8_e8m0fnu."""
     rng = np.random.default_rng(11)
     shapes = {
         "model.layers.0.mlp.down_proj": (64, 128),
@@ -190,13 +192,15 @@ def test_compressed_tensors_source(tmp_path, run_cli, fmt):
         lo = 125 - spreads[mod]
         tensors[f"{mod}.weight_scale"] = torch.from_numpy(
             rng.integers(lo, 126, (o, n // 32)).astype(np.uint8)
-        )
+        ).view(scale_dtype)
     src_dir = write_checkpoint(tmp_path / "src", tensors, ct_mxfp4_config(["lm_head"]))
     code, _, err = run_cli(src_dir, tmp_path / "dst", "--format", fmt, "--workers", "1")
     assert code == 0, err
     out, _ = load_dir(tmp_path / "dst")
     for mod in shapes:
-        ref = ct_mxfp4(tensors[f"{mod}.weight_packed"], tensors[f"{mod}.weight_scale"])
+        ref = ct_mxfp4(
+            tensors[f"{mod}.weight_packed"], tensors[f"{mod}.weight_scale"].view(torch.uint8)
+        )
         if fmt == "modelopt":
             got = modelopt_nvfp4(
                 out[f"{mod}.weight"], out[f"{mod}.weight_scale"], out[f"{mod}.weight_scale_2"]

@@ -16,6 +16,7 @@ INDEX_NAME = "model.safetensors.index.json"
 GPT_OSS = "gpt-oss"
 COMPRESSED_TENSORS = "compressed-tensors"
 MXFP4_CT_FORMAT = "mxfp4-pack-quantized"
+SCALE_DTYPES = ("U8", "F8_E8M0")
 
 
 @dataclass(frozen=True)
@@ -132,9 +133,10 @@ def _pair(src: Source, where: dict[str, str], blocks: str, scales: str, base: st
         raise _bad(src, b_shard, blocks, f"no matching scales tensor {scales!r}")
     s_shard = where[scales]
     b, s = src.info(b_shard, blocks), src.info(s_shard, scales)
-    for shard, name, info in ((b_shard, blocks, b), (s_shard, scales, s)):
-        if info.dtype != "U8":
-            raise _bad(src, shard, name, f"dtype {info.dtype}, expected U8")
+    if b.dtype != "U8":
+        raise _bad(src, b_shard, blocks, f"dtype {b.dtype}, expected U8")
+    if s.dtype not in SCALE_DTYPES:  # E8M0 bytes, stored as uint8 or as torch's float8_e8m0fnu
+        raise _bad(src, s_shard, scales, f"dtype {s.dtype}, expected U8 or F8_E8M0")
     if src.layout == GPT_OSS:
         if len(b.shape) not in (3, 4) or b.shape[-1] != 16:
             raise _bad(
@@ -186,7 +188,7 @@ def _find_units(src: Source, where: dict[str, str]) -> None:
                 )
     for name in sorted(where):
         orphan = name.endswith(scales_sfx) and name not in src.consumed
-        if orphan and src.info(where[name], name).dtype == "U8":
+        if orphan and src.info(where[name], name).dtype in SCALE_DTYPES:
             raise _bad(src, where[name], name, f"scales without a {blocks_sfx!r} tensor")
     if not src.units:
         raise UsageError(f"{src.root}: no MXFP4 tensors ({blocks_sfx!r} + {scales_sfx!r}) found")
