@@ -17,6 +17,7 @@ VERB_MODULES: tuple[str, ...] = (
     "fp4stack.commands.building",
     "fp4stack.commands.testing",
     "fp4stack.commands.housekeeping",
+    "fp4stack.cast.cli",
 )
 
 DESCRIPTION = """\
