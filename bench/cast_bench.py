@@ -24,15 +24,7 @@ from pathlib import Path
 import numpy as np
 
 HIDDEN, INTER, EXPERTS, HEADS, KV_HEADS, HEAD_DIM = 2880, 2880, 32, 64, 8, 64
-CLI = (
-    "import sys; from fp4stack import cli\n"
-    "m = getattr(cli, 'VERB_MODULES', None)\n"
-    "c = 'fp4stack.cast.cli'\n"
-    "if m is not None and c not in m: cli.VERB_MODULES = (*m, c)\n"
-    "v = getattr(cli, 'VERBS', None)\n"
-    "if isinstance(v, dict) and c not in v.values(): v['cast'] = c\n"
-    "sys.exit(cli.main(sys.argv[1:]))"
-)
+CLI = "import sys; from fp4stack import cli; sys.exit(cli.main(sys.argv[1:]))"
 
 
 def tensor_specs(layers: int, vocab: int) -> list[tuple[str, str, tuple[int, ...]]]:

@@ -237,15 +237,7 @@ def _big_src(root: Path) -> Path:
     return write_checkpoint(root, tensors, gpt_oss_config(3, 8, 1024, 1024), shards=2)
 
 
-CLI = (
-    "import sys; from fp4stack import cli\n"
-    "m = getattr(cli, 'VERB_MODULES', None)\n"
-    "c = 'fp4stack.cast.cli'\n"
-    "if m is not None and c not in m: cli.VERB_MODULES = (*m, c)\n"
-    "v = getattr(cli, 'VERBS', None)\n"
-    "if isinstance(v, dict) and c not in v.values(): v['cast'] = c\n"
-    "sys.exit(cli.main(sys.argv[1:]))"
-)
+CLI = "import sys; from fp4stack import cli; sys.exit(cli.main(sys.argv[1:]))"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

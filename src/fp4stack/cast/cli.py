@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from fp4stack.cast.emit import FORMATS, MODELOPT
+from fp4stack.cast.formats import FORMATS, MODELOPT
 
 DESCRIPTION = """\
 Convert an MXFP4 checkpoint (gpt-oss layout or compressed-tensors mxfp4-pack-quantized)

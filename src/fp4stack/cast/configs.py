@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fp4stack.cast.emit import MODELOPT
+from fp4stack.cast.formats import MODELOPT
 
 MODELOPT_PRODUCER = {"name": "modelopt", "version": "0.47.0"}
 QUANT_ALGO = "W4A16_NVFP4"

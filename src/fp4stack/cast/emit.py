@@ -16,13 +16,10 @@ from collections.abc import Callable
 import numpy as np
 
 from fp4stack.cast.convert import CastResult
+from fp4stack.cast.formats import MODELOPT
 from fp4stack.cast.safetensors_io import OutTensor
 from fp4stack.cast.sink import Sink
 from fp4stack.cast.source import QuantUnit
-
-MODELOPT = "modelopt"
-COMPRESSED_TENSORS = "compressed-tensors"
-FORMATS = (MODELOPT, COMPRESSED_TENSORS)
 
 Write = Callable[[Sink, int, CastResult], None]
 Output = tuple[OutTensor, Write]

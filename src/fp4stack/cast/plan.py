@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fp4stack.cast import emit
+from fp4stack.cast.formats import COMPRESSED_TENSORS
 from fp4stack.cast.safetensors_io import OutTensor, layout
 from fp4stack.cast.source import GPT_OSS, QuantUnit, Source
 from fp4stack.errors import UsageError
@@ -78,7 +79,7 @@ def _scales_bytes(src: Source, blocks: str) -> int:
 def make_plan(src: Source, fmt: str) -> Plan:
     """Output tensors of every shard, in source order, with a job per source tensor."""
     plan = Plan(fmt)
-    split = fmt == emit.COMPRESSED_TENSORS and src.layout == GPT_OSS
+    split = fmt == COMPRESSED_TENSORS and src.layout == GPT_OSS
     biases = _fused_biases(src) if split else {}
     for shard in src.shards:
         tensors = src.files[shard].tensors

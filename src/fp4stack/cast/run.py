@@ -15,7 +15,7 @@ from types import FrameType
 
 from fp4stack.cast.configs import hf_quant_config, output_config
 from fp4stack.cast.convert import TensorStats
-from fp4stack.cast.emit import MODELOPT
+from fp4stack.cast.formats import MODELOPT
 from fp4stack.cast.plan import Plan, make_plan
 from fp4stack.cast.progress import Progress
 from fp4stack.cast.safetensors_io import create_output

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fp4stack import stack
 from fp4stack.commands.common import add_upstream_args, selected
-from fp4stack.wheel import build_wheel
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_wheel(args: argparse.Namespace) -> int:
+    from fp4stack import stack
+    from fp4stack.wheel import build_wheel
+
     project, upstreams = selected(args)
     for upstream in upstreams:
         stack.apply(project, upstream)

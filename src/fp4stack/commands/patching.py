@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fp4stack import stack
 from fp4stack.commands.common import add_upstream_args, selected
-from fp4stack.lint import lint_series
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -41,6 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    from fp4stack import stack
+
     project, upstreams = selected(args)
     for upstream in upstreams:
         stack.apply(project, upstream, force=args.force)
@@ -48,6 +48,8 @@ def run_apply(args: argparse.Namespace) -> int:
 
 
 def run_refresh(args: argparse.Namespace) -> int:
+    from fp4stack import stack
+
     project, upstreams = selected(args)
     stale_any = False
     for upstream in upstreams:
@@ -83,6 +85,9 @@ def add_lint_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_lint(args: argparse.Namespace) -> int:
+    from fp4stack import stack
+    from fp4stack.lint import lint_series
+
     project, upstreams = selected(args)
     problems: list[str] = []
     for upstream in upstreams:
@@ -118,7 +123,7 @@ def add_pr_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_pr(args: argparse.Namespace) -> int:
-    from fp4stack import pr
+    from fp4stack import pr, stack
 
     project, upstreams = selected(args)
     count = 0

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from fp4stack import suites
 from fp4stack.commands.common import add_upstream_args, selected
-from fp4stack.prove import format_table, prove
-from fp4stack.pytest_run import PytestResult
-from fp4stack.suites import Outcome
+
+if TYPE_CHECKING:
+    from fp4stack.pytest_run import PytestResult
+    from fp4stack.suites import Outcome
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_prove(args: argparse.Namespace) -> int:
+    from fp4stack import suites
+    from fp4stack.prove import format_table, prove
+
     project, upstreams = selected(args)
     proofs = []
     for upstream in upstreams:
@@ -47,6 +51,8 @@ def run_prove(args: argparse.Namespace) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
+    from fp4stack import suites
+
     project, upstreams = selected(args)
     outcomes = [suites.run_upstream(project, upstream) for upstream in upstreams]
     if not args.no_tools and not args.upstreams:
@@ -69,6 +75,8 @@ def summary(outcomes: list[Outcome]) -> str:
             lines.append(f"  prove:          {proven}/{len(o.proofs)} patches proven")
     proofs = [p for o in outcomes for p in o.proofs]
     if proofs:
+        from fp4stack.prove import format_table
+
         lines += ["", format_table(proofs)]
     totals = {k: sum(_all(o, k) for o in outcomes) for k in ("passed", "failed", "skipped")}
     lines += ["", f"fp4stack: {totals['passed']} passed, {totals['failed']} failed, "
