@@ -119,7 +119,7 @@ def _run_suite(project: Project, upstream: Upstream, venv: Path, outcome: Outcom
 
 
 def _suite_tree(project: Project, upstream: Upstream, outcome: Outcome) -> Path | None:
-    if not upstream.tests.paths and not selections(project, upstream):
+    if not selections(project, upstream):
         outcome.suite_note = "no upstream tests are pinned"
         return None
     if upstream.tests.from_submodule:
