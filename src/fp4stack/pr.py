@@ -42,7 +42,10 @@ def candidates(project: Project, upstream: Upstream, names: list[str]) -> list[P
 
 
 def cut(project: Project, upstream: Upstream, patch: PatchInfo) -> PullRequest:
-    """Apply ``patch`` alone onto the pristine tag as ``pr/<slug>`` and write its PR text."""
+    """Apply ``patch`` alone onto the pristine tag as ``pr/<slug>`` and write its PR text.
+
+    :raises PatchError: if it needs earlier patches; they are named.
+    """
     repo = project.src(upstream)
     slug = patch.path.name.removesuffix(".patch")
     branch = f"pr/{slug}"
@@ -52,12 +55,13 @@ def cut(project: Project, upstream: Upstream, patch: PatchInfo) -> PullRequest:
     git.git(repo, "worktree", "add", "-f", "--detach", str(worktree), branch)
     try:
         git.git(worktree, "checkout", "-q", branch)
-        git.git(worktree, "am", "--keep-cr", "--quiet", str(patch.path))
-    except CommandError as error:
+        git.git(worktree, "am", "--keep-cr", "--3way", "--quiet", str(patch.path))
+    except CommandError:
         git.git(worktree, "am", "--abort", check=False)
+        earlier = _earlier_on_same_files(project, upstream, patch)
         raise PatchError(
-            f"patches/{upstream.id}/{patch.path.name} does not apply alone to {upstream.tag}: "
-            f"it depends on an earlier patch in the series\n{error}"
+            f"patches/{upstream.id}/{patch.path.name} does not apply alone to {upstream.tag}; "
+            f"send it after: {', '.join(earlier) or 'an earlier patch'}"
         ) from None
     finally:
         git.git(repo, "worktree", "remove", "--force", str(worktree), check=False)
@@ -67,6 +71,16 @@ def cut(project: Project, upstream: Upstream, patch: PatchInfo) -> PullRequest:
     commit = git.rev_parse(repo, branch)
     (folder / f"{slug}.patch").write_text(git.git(repo, *stack.FORMAT_PATCH, "-1", commit).stdout)
     return PullRequest(patch.path.name, branch, folder)
+
+
+def _earlier_on_same_files(project: Project, upstream: Upstream, patch: PatchInfo) -> list[str]:
+    names = []
+    for path in series_paths(project.patches(upstream)):
+        if path == patch.path:
+            break
+        if set(parse_patch(path).files) & set(patch.files):
+            names.append(path.name)
+    return names
 
 
 def describe(upstream: Upstream, patch: PatchInfo, branch: str) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fp4stack import git, pr, stack
+import pytest
 
-from .conftest import commit_edit
+from fp4stack import git, pr, stack
+from fp4stack.errors import PatchError
+
+from .conftest import MESSAGE, commit_edit
 
 
 def test_pending_patch_becomes_a_branch_and_a_description(toy):
@@ -22,3 +25,25 @@ def test_pending_patch_becomes_a_branch_and_a_description(toy):
     assert "Fixes https://example.invalid/toy/issues/1" in text
     assert "tests/toy/test_scale.py::test_triples" in text
     assert stack.apply(toy, upstream) is False, "cutting a PR must not disturb the applied tree"
+
+
+def test_a_patch_that_needs_an_earlier_one_names_it(toy):
+    upstream = toy.upstreams["toy"]
+    stack.apply(toy, upstream)
+    repo = toy.src(upstream)
+    commit_edit(
+        repo,
+        "src/toy/core.py",
+        "def scale(x):\n    return x * 3\n",
+        MESSAGE.replace("Pending [toy upstream has no tracker]", "Backport [1.1]"),
+    )
+    commit_edit(
+        repo,
+        "src/toy/core.py",
+        "def scale(x):\n    return x * 4\n",
+        MESSAGE.replace("Triple instead of double", "Quadruple instead of triple"),
+    )
+    stack.refresh(toy, upstream)
+    [patch] = pr.candidates(toy, upstream, [])
+    with pytest.raises(PatchError, match=r"send it after: triple-instead-of-double\.patch"):
+        pr.cut(toy, upstream, patch)

@@ -124,15 +124,21 @@ def add_pr_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_pr(args: argparse.Namespace) -> int:
     from fp4stack import pr, stack
+    from fp4stack.errors import PatchError
 
     project, upstreams = selected(args)
-    count = 0
+    count, failed = 0, 0
     for upstream in upstreams:
         stack.apply(project, upstream)
         for patch in pr.candidates(project, upstream, args.patch):
-            cut = pr.cut(project, upstream, patch)
-            print(f"{upstream.id}: {cut.branch}  {cut.folder.relative_to(project.root)}/PR.md")
             count += 1
+            try:
+                cut = pr.cut(project, upstream, patch)
+            except PatchError as error:
+                print(f"{upstream.id}: {error}")
+                failed += 1
+                continue
+            print(f"{upstream.id}: {cut.branch}  {cut.folder.relative_to(project.root)}/PR.md")
     if not count:
         print("no patches to send upstream (none is Pending or Submitted)")
-    return 0
+    return 1 if failed else 0
