@@ -85,7 +85,7 @@ def _earlier_on_same_files(project: Project, upstream: Upstream, patch: PatchInf
 
 def describe(upstream: Upstream, patch: PatchInfo, branch: str) -> str:
     """The PR title and body, from the patch header."""
-    bugs = "\n".join(f"Fixes {b}" for b in patch.trailer("Bug"))
+    bugs = "\n".join(f"{'Fixes' if '/issues/' in b else 'Refs'} {b}" for b in patch.trailer("Bug"))
     tests = "\n".join(f"- `{t}`" for t in patch.trailer("Test"))
     return (
         f"# {patch.subject}\n\n{patch.description}\n\n{bugs}\n\n"
