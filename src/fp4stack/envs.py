@@ -6,7 +6,7 @@ import hashlib
 import json
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from fp4stack.download import sha256_of
@@ -40,11 +40,10 @@ def python(venv: Path) -> Path:
 
 def ensure(venv: Path, recipe: EnvRecipe) -> Path:
     """Create or update ``venv`` to match ``recipe``; a no-op when its stamp matches."""
-    if recipe.wheel:
-        recipe = EnvRecipe(**{**asdict(recipe), "inputs": {
-            **recipe.inputs, "wheel_sha256": sha256_of(Path(recipe.wheel))}})  # fmt: skip
-    for path in recipe.requirement_files:
-        recipe.inputs[path] = sha256_of(Path(path))
+    # Hash what the recipe points at, so a rebuilt wheel or an edited requirements file
+    # changes the stamp even when the names stay the same.
+    files = [*recipe.requirement_files, *([recipe.wheel] if recipe.wheel else [])]
+    recipe = replace(recipe, inputs={**recipe.inputs, **{f: sha256_of(Path(f)) for f in files}})
     stamp = venv / STAMP
     if stamp.exists() and json.loads(stamp.read_text()).get("digest") == recipe.digest():
         return venv

@@ -78,9 +78,7 @@ def is_clean(repo: Path) -> bool:
 
 def am_in_progress(repo: Path) -> bool:
     """True while a ``git am`` stopped on a patch waits for ``--continue`` or ``--abort``."""
-    return (Path(out(repo, "rev-parse", "--git-dir")) / "rebase-apply").exists() or (
-        repo / ".git" / "rebase-apply"
-    ).exists()
+    return (Path(out(repo, "rev-parse", "--absolute-git-dir")) / "rebase-apply").exists()
 
 
 def changed_files(repo: Path, base: str, head: str) -> list[str]:

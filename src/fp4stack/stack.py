@@ -70,8 +70,10 @@ def export(project: Project, upstream: Upstream) -> dict[str, str]:
 
 def stale(project: Project, upstream: Upstream) -> list[str]:
     """Patch files (or the series) that a refresh would change; empty when in sync."""
-    patch_dir = project.patches(upstream)
-    exported = export(project, upstream)
+    return _stale(project.patches(upstream), export(project, upstream))
+
+
+def _stale(patch_dir: Path, exported: dict[str, str]) -> list[str]:
     changed = [n for n, text in exported.items() if _read(patch_dir / n) != text]
     changed += [n for n in _patch_files(patch_dir) if n not in exported]
     if read_series(patch_dir) != list(exported):
@@ -82,10 +84,10 @@ def stale(project: Project, upstream: Upstream) -> list[str]:
 def refresh(project: Project, upstream: Upstream) -> list[str]:
     """Rewrite ``patches/<id>/`` from the commits in ``build/src/<id>``; return what changed."""
     patch_dir = project.patches(upstream)
-    changed = stale(project, upstream)
+    exported = export(project, upstream)
+    changed = _stale(patch_dir, exported)
     if not changed:
         return []
-    exported = export(project, upstream)
     patch_dir.mkdir(parents=True, exist_ok=True)
     for name, text in exported.items():
         if _read(patch_dir / name) != text:
