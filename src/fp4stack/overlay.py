@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 from fp4stack import git
@@ -57,10 +56,7 @@ def _mirror(source: Path, dest: Path) -> None:
 
 
 def _copy_tree_dir(repo: Path, ref: str, path: str, dest: Path) -> None:
-    listing = subprocess.run(
-        ["git", "-C", str(repo), "ls-tree", "-r", "--name-only", ref, "--", path],
-        capture_output=True, text=True, check=True,
-    ).stdout.split()  # fmt: skip
+    listing = git.out(repo, "ls-tree", "-r", "--name-only", ref, "--", path).splitlines()
     for name in listing:
         target = dest / Path(name).relative_to(path)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -28,17 +28,20 @@ class PatchInfo:
         return self.trailers.get(key.lower(), [])
 
 
-def read_series(patch_dir: Path) -> list[str]:
-    """Patch file names in apply order; blank lines and ``#`` comments are skipped."""
-    path = patch_dir / SERIES
+def read_entries(path: Path) -> list[str]:
+    """One entry per line, ``#`` starting a comment; blank lines skipped; [] if no file.
+
+    The format of ``series``, ``ci/select/*.txt`` and ``ci/deselect/*.txt``.
+    """
     if not path.exists():
         return []
-    names = []
-    for line in path.read_text().splitlines():
-        entry = line.split("#", 1)[0].strip()
-        if entry:
-            names.append(entry)
-    return names
+    entries = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return [entry for entry in entries if entry]
+
+
+def read_series(patch_dir: Path) -> list[str]:
+    """Patch file names in apply order."""
+    return read_entries(patch_dir / SERIES)
 
 
 def write_series(patch_dir: Path, names: list[str]) -> None:

@@ -29,9 +29,7 @@ def submodule_checkout(project: Project, upstream: Upstream) -> Path | None:
     path = project.root / upstream.submodule
     if not (path / ".git").exists():
         return None
-    head = subprocess.run(
-        ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    head = git.git(path, "rev-parse", "HEAD", check=False).stdout.strip()
     if head != upstream.commit:
         log(
             f"{upstream.submodule} is at {head[:12]}, not the pinned {upstream.commit[:12]}", "warn"

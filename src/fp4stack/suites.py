@@ -12,6 +12,7 @@ from fp4stack.log import log
 from fp4stack.project import Project, Upstream
 from fp4stack.prove import Proof, prove
 from fp4stack.pytest_run import NO_TESTS_COLLECTED, PytestResult, run_pytest
+from fp4stack.series import read_entries
 from fp4stack.wheel import build_wheel
 
 ROOT_CONFIG = ("pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini", "conftest.py")
@@ -86,42 +87,36 @@ def run_tools(project: Project) -> Outcome:
 
 def deselections(project: Project, upstream: Upstream) -> list[str]:
     """Node ids from ``ci/deselect/<id>.txt`` (each line: ``nodeid  # reason``)."""
-    path = project.root / "ci" / "deselect" / f"{upstream.id}.txt"
-    if not path.exists():
-        return []
-    entries = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
-    return [entry for entry in entries if entry]
+    return read_entries(project.root / "ci" / "deselect" / f"{upstream.id}.txt")
 
 
 def selections(project: Project, upstream: Upstream) -> list[str]:
     """Upstream test paths: ``ci/select/<id>.txt`` if present, else the pins' list."""
     path = project.root / "ci" / "select" / f"{upstream.id}.txt"
-    if not path.exists():
-        return list(upstream.tests.paths)
-    entries = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
-    return [entry for entry in entries if entry]
+    return read_entries(path) if path.exists() else list(upstream.tests.paths)
 
 
 def _run_suite(project: Project, upstream: Upstream, venv: Path, outcome: Outcome) -> None:
-    tree = _suite_tree(project, upstream, outcome)
+    selected = selections(project, upstream)
+    if selected:
+        tree = _suite_tree(project, upstream, outcome)
+    else:
+        tree, outcome.suite_note = None, "no upstream tests are pinned"
     if tree is None:
         log(f"{upstream.id}: upstream suite skipped: {outcome.suite_note}", kind="warn")
         return
-    workdir = _copy_suite(project, upstream, tree)
+    workdir = _copy_suite(project, upstream, tree, selected)
     deselect = deselections(project, upstream)
     log(f"{upstream.id}: upstream suite ({len(deselect)} deselections in ci/deselect/)")
     args = [
         *upstream.tests.args,
-        *selections(project, upstream),
+        *selected,
         *(a for d in deselect for a in ("--deselect", d)),
     ]
     outcome.suite = _pytest(venv, args, workdir)
 
 
 def _suite_tree(project: Project, upstream: Upstream, outcome: Outcome) -> Path | None:
-    if not selections(project, upstream):
-        outcome.suite_note = "no upstream tests are pinned"
-        return None
     if upstream.tests.from_submodule:
         checkout = sources.submodule_checkout(project, upstream)
         if checkout is None:
@@ -133,13 +128,13 @@ def _suite_tree(project: Project, upstream: Upstream, outcome: Outcome) -> Path 
     return project.src(upstream)
 
 
-def _copy_suite(project: Project, upstream: Upstream, tree: Path) -> Path:
+def _copy_suite(project: Project, upstream: Upstream, tree: Path, selected: list[str]) -> Path:
     """Copy the tests (and root config) out of the tree, so the tree's own package
     directory cannot shadow the installed, patched one."""
     workdir = project.build / "upstream-tests" / upstream.id
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    for top in sorted({p.split("/", 1)[0] for p in selections(project, upstream)}):
+    for top in sorted({p.split("/", 1)[0] for p in selected}):
         shutil.copytree(tree / top, workdir / top, symlinks=True)
     for name in ROOT_CONFIG:
         if (tree / name).is_file():
