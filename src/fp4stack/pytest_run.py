@@ -15,6 +15,8 @@ from fp4stack.log import log
 NO_TESTS_COLLECTED = 5
 # No machine that runs these reaches the Hugging Face Hub: fail at once instead of retrying.
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+# Loaded into every pytest run, upstream venvs included; see its docstring.
+SEED_PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)")
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
@@ -45,10 +47,14 @@ def run_pytest(
     echo: bool = True,
 ) -> PytestResult:
     """Run ``python -m pytest -rA args``; echo its output live when ``echo``."""
-    argv = [str(python), "-m", "pytest", "-rA", "-p", "no:cacheprovider", *args]
+    argv = [str(python), "-m", "pytest", "-rA", "-p", "no:cacheprovider", "-p", "fp4stack_seed"]
+    argv += args
     log(" ".join(argv), kind="cmd")
+    full_env = {**os.environ, **OFFLINE, **(env or {})}
+    search_path = [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    full_env["PYTHONPATH"] = os.pathsep.join([*search_path, str(SEED_PLUGIN_DIR)])
     process = subprocess.Popen(
-        argv, cwd=cwd, env={**os.environ, **OFFLINE, **(env or {})},
+        argv, cwd=cwd, env=full_env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     assert process.stdout is not None

@@ -1,0 +1,1 @@
+"""pytest plugins that fp4stack loads into test runs, upstream venvs included."""
