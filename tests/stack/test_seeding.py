@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from fp4stack.pytest_run import run_pytest
 
 # Each test records its first draw; the run's output is the set of draws.
@@ -22,6 +24,12 @@ def test_a():
 def test_b():
     _record("b")
 """
+
+
+@pytest.fixture(autouse=True)
+def _default_seed(monkeypatch):
+    """These tests set the seed themselves, even inside `FP4STACK_TEST_SEED=n make test`."""
+    monkeypatch.delenv("FP4STACK_TEST_SEED", raising=False)
 
 
 def _draws(tmp_path: Path, *args: str, seed: str | None = None) -> dict[str, str]:
