@@ -239,3 +239,29 @@ def test_without_linux_only_calls_output_is_identical(gpt_oss_src, tmp_path, run
         assert (tmp_path / "linux" / name).read_bytes() == (
             tmp_path / "portable" / name
         ).read_bytes()
+
+
+@pytest.mark.parametrize("ignore", ["null", "absent"])
+def test_compressed_tensors_source_without_ignore_list(tmp_path, run_cli, ignore):
+    """compressed-tensors' QuantizationConfig allows ``ignore: null`` or no ``ignore`` at all;
+    the compressed-tensors output then ignores just the unquantized Linear modules."""
+    rng = np.random.default_rng(5)
+    tensors = {
+        "lm_head.weight": torch.randn(32, 64).to(torch.bfloat16),
+        "model.layers.0.mlp.down_proj.weight_packed": torch.from_numpy(
+            rng.integers(0, 256, (64, 32), dtype=np.uint8)
+        ),
+        "model.layers.0.mlp.down_proj.weight_scale": torch.from_numpy(
+            rng.integers(110, 126, (64, 2)).astype(np.uint8)
+        ),
+    }
+    config = ct_mxfp4_config([])
+    if ignore == "null":
+        config["quantization_config"]["ignore"] = None
+    else:
+        del config["quantization_config"]["ignore"]
+    src_dir = write_checkpoint(tmp_path / "src", tensors, config)
+    code, _, err = run_cli(src_dir, tmp_path / "dst", "--format", "compressed-tensors")
+    assert code == 0, err
+    qc = json.loads((tmp_path / "dst" / "config.json").read_text())["quantization_config"]
+    assert QuantizationConfig.model_validate(qc).ignore == ["lm_head"]

@@ -72,7 +72,9 @@ def _ct_section(excluded: list[str], source_ignore: list[str]) -> dict[str, Any]
 def output_config(config: dict[str, Any], fmt: str, excluded: list[str]) -> dict[str, Any]:
     """config.json with its quantization_config replaced; every other key kept in order."""
     old = config.get("quantization_config") or {}
-    source_ignore = old.get("ignore") if old.get("quant_method") == "compressed-tensors" else []
+    # compressed-tensors allows ``ignore: null`` or no ``ignore`` at all
+    from_ct = old.get("quant_method") == "compressed-tensors"
+    source_ignore = (old.get("ignore") or []) if from_ct else []
     section = (
         _modelopt_section(excluded) if fmt == MODELOPT else _ct_section(excluded, source_ignore)
     )
