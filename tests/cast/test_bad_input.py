@@ -154,6 +154,31 @@ def test_unsupported_source_format(tmp_path, run_cli, qconfig):
     )
 
 
+@pytest.mark.parametrize(
+    ("qconfig", "needle"),
+    [
+        ({"config_groups": [1]}, "config_groups"),
+        ({"config_groups": {"group_0": "W4A16"}}, "config_groups"),
+        (
+            {"config_groups": {"group_0": {"weights": {"group_size": 16}}}},
+            "group_size ['16'], not 32",
+        ),
+        ({"config_groups": {"group_0": {"weights": None}}}, "group_size ['None'], not 32"),
+    ],
+    ids=["groups-list", "group-not-object", "group-size-16", "no-weights"],
+)
+def test_malformed_compressed_tensors_config(tmp_path, run_cli, qconfig, needle):
+    """A malformed or non-MXFP4 compressed-tensors section is refused with its reason."""
+    src = make_src(tmp_path / "src")
+    config = json.loads((src / "config.json").read_text())
+    qconfig |= {"quant_method": "compressed-tensors", "format": "mxfp4-pack-quantized"}
+    config["quantization_config"] = qconfig
+    (src / "config.json").write_text(json.dumps(config))
+    assert_clean_failure(
+        run_cli(src, tmp_path / "dst"), tmp_path / "dst", "config.json", "unsupported", needle
+    )
+
+
 def test_missing_config(tmp_path, run_cli):
     src = make_src(tmp_path / "src")
     (src / "config.json").unlink()

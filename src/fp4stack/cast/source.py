@@ -64,6 +64,21 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+def _ct_problem(qc: dict) -> str | None:
+    """Why a compressed-tensors quantization_config is not MXFP4 in groups of 32, or None."""
+    groups = qc.get("config_groups") or {}
+    if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
+        return "config_groups is not a map of objects"
+    formats = {g.get("format") or qc.get("format") for g in groups.values()} or {qc.get("format")}
+    if formats != {MXFP4_CT_FORMAT}:
+        return f"compressed-tensors format {sorted(map(str, formats))}"
+    weights = [g.get("weights") for g in groups.values()]
+    sizes = {w.get("group_size") if isinstance(w, dict) else None for w in weights}
+    if not sizes <= {32}:
+        return f"{MXFP4_CT_FORMAT} with weights group_size {sorted(map(str, sizes))}, not 32"
+    return None
+
+
 def detect_layout(config: dict, config_path: Path) -> str:
     """gpt-oss (``quant_method: mxfp4``) or compressed-tensors ``mxfp4-pack-quantized``."""
     qc = config.get("quantization_config")
@@ -71,20 +86,15 @@ def detect_layout(config: dict, config_path: Path) -> str:
     if method == "mxfp4":
         return GPT_OSS
     if method == "compressed-tensors":
-        groups = qc.get("config_groups") or {}
-        formats = {g.get("format") or qc.get("format") for g in groups.values()} or {
-            qc.get("format")
-        }
-        sizes = {((g.get("weights") or {}).get("group_size")) for g in groups.values()}
-        if formats == {MXFP4_CT_FORMAT} and sizes <= {32}:
+        detail = _ct_problem(qc)
+        if detail is None:
             return COMPRESSED_TENSORS
-        detail = f"compressed-tensors format {sorted(map(str, formats))}"
     else:
         detail = f"quant_method {method!r}" if method else "no quantization_config"
     raise UsageError(
         f"{config_path}: unsupported source format ({detail})",
         hint="supported: gpt-oss MXFP4 (quant_method 'mxfp4') and compressed-tensors "
-        "'mxfp4-pack-quantized'",
+        "'mxfp4-pack-quantized' with group_size 32",
     )
 
 
