@@ -16,6 +16,8 @@ from fp4stack.project import Project, Upstream
 from fp4stack.series import PatchInfo, parse_patch, series_paths
 
 UPSTREAMABLE = ("Pending", "Submitted")
+# Packaging metadata that upstream generates at build time: it has no source file in git.
+GENERATED_METADATA = (".dist-info", ".egg-info")
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,15 @@ def candidates(project: Project, upstream: Upstream, names: list[str]) -> list[P
 def cut(project: Project, upstream: Upstream, patch: PatchInfo) -> PullRequest:
     """Apply ``patch`` alone onto the pristine tag as ``pr/<slug>`` and write its PR text.
 
-    :raises PatchError: if it needs earlier patches; they are named.
+    :raises PatchError: if it changes generated packaging metadata, or needs earlier
+        patches (they are named).
     """
+    if generated := [f for f in patch.files if f.split("/")[0].endswith(GENERATED_METADATA)]:
+        raise PatchError(
+            f"patches/{upstream.id}/{patch.path.name} changes generated packaging metadata "
+            f"({', '.join(generated)}), which has no source in {upstream.git}; make the same "
+            "change in upstream's packaging (setup.py or pyproject.toml) by hand"
+        )
     repo = project.src(upstream)
     slug = patch.path.name.removesuffix(".patch")
     branch = f"pr/{slug}"

@@ -47,3 +47,16 @@ def test_a_patch_that_needs_an_earlier_one_names_it(toy):
     [patch] = pr.candidates(toy, upstream, [])
     with pytest.raises(PatchError, match=r"send it after: triple-instead-of-double\.patch"):
         pr.cut(toy, upstream, patch)
+
+
+def test_a_patch_to_generated_wheel_metadata_is_not_cut(toy):
+    upstream = toy.upstreams["toy"]
+    stack.apply(toy, upstream)
+    repo = toy.src(upstream)
+    (repo / "toy-1.0.dist-info").mkdir()
+    commit_edit(repo, "toy-1.0.dist-info/METADATA", "Requires-Dist: requests\n")
+    stack.refresh(toy, upstream)
+    [patch] = pr.candidates(toy, upstream, [])
+    with pytest.raises(PatchError, match=r"toy-1\.0\.dist-info/METADATA.*setup\.py"):
+        pr.cut(toy, upstream, patch)
+    assert git.out(repo, "branch", "--list", "pr/*") == "", "no branch for a PR that cannot exist"
