@@ -265,3 +265,26 @@ def test_compressed_tensors_source_without_ignore_list(tmp_path, run_cli, ignore
     assert code == 0, err
     qc = json.loads((tmp_path / "dst" / "config.json").read_text())["quantization_config"]
     assert QuantizationConfig.model_validate(qc).ignore == ["lm_head"]
+
+
+@pytest.mark.parametrize("fmt", ["modelopt", "compressed-tensors"])
+def test_expert_tensor_with_zero_rows(tmp_path, run_cli, fmt):
+    """A degenerate fused expert tensor with no rows is still valid safetensors: it is cast
+    to empty tensors (per expert for compressed-tensors), not a reshape traceback."""
+    rng = np.random.default_rng(3)
+    tensors = gpt_oss_tensors(rng, experts=2)
+    p = "model.layers.0.mlp.experts.gate_up_proj"
+    tensors[f"{p}_blocks"] = torch.zeros(2, 0, 2, 16, dtype=torch.uint8)
+    tensors[f"{p}_scales"] = torch.zeros(2, 0, 2, dtype=torch.uint8)
+    tensors[f"{p}_bias"] = torch.zeros(2, 0, dtype=torch.bfloat16)
+    src_dir = write_checkpoint(tmp_path / "src", tensors, gpt_oss_config(experts=2))
+    code, _, err = run_cli(src_dir, tmp_path / "dst", "--format", fmt)
+    assert code == 0, err
+    out, _ = load_dir(tmp_path / "dst")
+    if fmt == "modelopt":
+        assert out[p].shape == (2, 32, 0) and out[f"{p}_weight_scale"].shape == (2, 4, 0)
+    else:
+        prefix = "model.layers.0.mlp.experts.1"
+        assert out[f"{prefix}.up_proj.weight_packed"].shape == (0, 32)
+        assert out[f"{prefix}.gate_proj.weight_scale"].shape == (0, 4)
+        assert out[f"{prefix}.up_proj.bias"].shape == (0,)

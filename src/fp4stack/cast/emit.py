@@ -114,7 +114,7 @@ def _compressed_tensors(unit: QuantUnit) -> list[Output]:
             n = len(range(rows)[sel])
 
             def pick(a: np.ndarray, e: int = e, sel: slice = sel) -> np.ndarray:
-                return a.reshape(lead[0], rows, -1)[e, sel]
+                return a.reshape(lead[0], rows, a.shape[-1])[e, sel]  # -1 fails on 0 rows
 
             skip = e * rows * half if sel == slice(None) else None
             outs += _expert_module(f"{parent}.{e}.{leaf}", (n, half), pick, skip)
