@@ -332,3 +332,19 @@ def test_force_replaces_a_file_and_a_symlink(tmp_path, run_cli):
         assert not (tmp_path / name).is_symlink()
     assert elsewhere.is_dir() and not list(elsewhere.iterdir())  # the link target is untouched
     assert not [p for p in tmp_path.iterdir() if "fp4stack" in p.name]
+
+
+def test_help_and_bad_workers_read_well(capsys):
+    """``--help`` shows the default format and ``--workers N`` as documented; a non-numeric
+    ``--workers`` is explained, without argparse's internal function name."""
+    from fp4stack import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["cast", "mxfp4-to-nvfp4", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: modelopt)" in out and "--workers N" in out
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["cast", "mxfp4-to-nvfp4", "src", "dst", "--workers", "two"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "'two' is not a whole number" in err and "_workers" not in err

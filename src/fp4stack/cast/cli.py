@@ -17,7 +17,10 @@ The output is written to a temporary directory beside DST and renamed at the end
 
 
 def _workers(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
@@ -35,10 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("src", type=Path, metavar="SRC", help="MXFP4 checkpoint directory (read only)")
     p.add_argument("dst", type=Path, metavar="DST", help="output directory (must not exist)")
-    p.add_argument("--format", choices=FORMATS, default=MODELOPT, help="output format")
+    p.add_argument(
+        "--format", choices=FORMATS, default=MODELOPT, help="output format (default: %(default)s)"
+    )
     p.add_argument(
         "--workers",
         type=_workers,
+        metavar="N",
         default=min(2, os.cpu_count() or 1),
         help="processes working on tensors in parallel (default: %(default)s)",
     )
