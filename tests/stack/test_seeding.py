@@ -26,10 +26,13 @@ def test_b():
 """
 
 
-@pytest.fixture(autouse=True)
-def _default_seed(monkeypatch):
-    """These tests set the seed themselves, even inside `FP4STACK_TEST_SEED=n make test`."""
+@pytest.fixture
+def suite(tmp_path, monkeypatch) -> Path:
+    """A folder holding DRAWS as a test file. The tests set the seed themselves, even
+    inside `FP4STACK_TEST_SEED=n make test`."""
     monkeypatch.delenv("FP4STACK_TEST_SEED", raising=False)
+    (tmp_path / "test_draws.py").write_text(DRAWS)
+    return tmp_path
 
 
 def _draws(tmp_path: Path, *args: str, seed: str | None = None) -> dict[str, str]:
@@ -41,28 +44,24 @@ def _draws(tmp_path: Path, *args: str, seed: str | None = None) -> dict[str, str
     return dict(line.split(" ", 1) for line in lines)
 
 
-def test_the_same_test_draws_the_same_data_in_every_run(tmp_path):
-    (tmp_path / "test_draws.py").write_text(DRAWS)
-    first = _draws(tmp_path, "test_draws.py")
-    assert first == _draws(tmp_path, "test_draws.py")
+def test_the_same_test_draws_the_same_data_in_every_run(suite):
+    first = _draws(suite, "test_draws.py")
+    assert first == _draws(suite, "test_draws.py")
     assert first["a"] != first["b"], "each test has a seed of its own"
 
 
-def test_a_test_draws_the_same_data_when_run_alone(tmp_path):
-    (tmp_path / "test_draws.py").write_text(DRAWS)
-    both = _draws(tmp_path, "test_draws.py")
-    assert _draws(tmp_path, "test_draws.py::test_b") == {"b": both["b"]}
+def test_a_test_draws_the_same_data_when_run_alone(suite):
+    both = _draws(suite, "test_draws.py")
+    assert _draws(suite, "test_draws.py::test_b") == {"b": both["b"]}
 
 
-def test_the_seed_variable_changes_every_draw(tmp_path):
-    (tmp_path / "test_draws.py").write_text(DRAWS)
-    default = _draws(tmp_path, "test_draws.py")
-    shifted = _draws(tmp_path, "test_draws.py", seed="1")
+def test_the_seed_variable_changes_every_draw(suite):
+    default = _draws(suite, "test_draws.py")
+    shifted = _draws(suite, "test_draws.py", seed="1")
     assert all(default[name] != shifted[name] for name in default)
 
 
-def test_a_bad_seed_is_a_usage_error(tmp_path):
-    (tmp_path / "test_draws.py").write_text(DRAWS)
+def test_a_bad_seed_is_a_usage_error(suite):
     env = {"FP4STACK_TEST_SEED": "one"}
-    result = run_pytest(Path(sys.executable), ["test_draws.py"], cwd=tmp_path, env=env, echo=False)
+    result = run_pytest(Path(sys.executable), ["test_draws.py"], cwd=suite, env=env, echo=False)
     assert result.returncode == 4  # pytest's usage-error exit code
