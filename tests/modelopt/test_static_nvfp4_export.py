@@ -34,18 +34,21 @@ def static_nvfp4_weight_only_cfg(distributed_sync: bool = True) -> dict:
     return cfg
 
 
+# One decoder layer, small enough for a CPU test; the MoE model below adds its experts.
+TINY_DECODER = {
+    "hidden_size": 64,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "vocab_size": 128,
+}
+
+
 def tiny_llama() -> torch.nn.Module:
     torch.manual_seed(0)
-    config = transformers.LlamaConfig(
-        hidden_size=64,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        vocab_size=128,
-        architectures=["LlamaForCausalLM"],
-    )
+    config = transformers.LlamaConfig(**TINY_DECODER, architectures=["LlamaForCausalLM"])
     return transformers.LlamaForCausalLM(config).to(torch.bfloat16)
 
 
@@ -100,13 +103,7 @@ def test_static_max_llama_exports(tmp_path: Path) -> None:
 def tiny_gpt_oss() -> torch.nn.Module:
     torch.manual_seed(0)
     config = transformers.GptOssConfig(
-        hidden_size=64,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        vocab_size=128,
+        **TINY_DECODER,
         num_local_experts=4,
         num_experts_per_tok=2,
         layer_types=["full_attention"],
