@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 HIDDEN, INTER, EXPERTS, HEADS, KV_HEADS, HEAD_DIM = 2880, 2880, 32, 64, 8, 64
-CLI = "import sys; from fp4stack import cli; sys.exit(cli.main(sys.argv[1:]))"
+CLI = "import sys; from fp4stack.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 def tensor_specs(layers: int, vocab: int) -> list[tuple[str, str, tuple[int, ...]]]:

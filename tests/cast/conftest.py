@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fp4stack import cli
+from fp4stack.cli import main as cli_main
 
 # pytest runs with --import-mode=importlib: make the helper modules beside this file importable
 sys.path.insert(0, str(Path(__file__).parent))
@@ -20,7 +20,7 @@ def run_cli(capsys: pytest.CaptureFixture) -> Callable:
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()
-        code = cli.main(["cast", "mxfp4-to-nvfp4", *map(str, argv)])
+        code = cli_main(["cast", "mxfp4-to-nvfp4", *map(str, argv)])
         out, err = capsys.readouterr()
         return code, out, err
 

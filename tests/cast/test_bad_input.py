@@ -262,7 +262,7 @@ def _big_src(root: Path) -> Path:
     return write_checkpoint(root, tensors, gpt_oss_config(3, 8, 1024, 1024), shards=2)
 
 
-CLI = "import sys; from fp4stack import cli; sys.exit(cli.main(sys.argv[1:]))"
+CLI = "import sys; from fp4stack.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fp4stack.cast.fp4 import (
+from fp4stack.checkpoint.fp4 import (
     E2M1_VALUES,
     E4M3_VALUES,
     e2m1_encode,

@@ -10,7 +10,7 @@ import torch
 from cast_decoders import ct_mxfp4, ct_nvfp4, modelopt_nvfp4
 from modelopt.torch.quantization.qtensor.nvfp4_tensor import NVFP4QTensor
 
-from fp4stack.cast.convert import cast_mxfp4
+from fp4stack.checkpoint.cast.convert import cast_mxfp4
 
 ROWS, COLS = 128, 512
 
@@ -123,7 +123,7 @@ def test_outlier_where_plain_requantize_wins_is_kept():
 
 
 def test_e8m0_255_is_rejected():
-    from fp4stack.errors import UsageError
+    from fp4stack.core.errors import UsageError
 
     packed, e8m0 = _source(5, 4)
     e8m0[3, 7] = 255
@@ -145,7 +145,7 @@ def test_zero_blocks_with_any_exponent(zero_exp):
 @pytest.mark.parametrize("top", [120, 254, 20])
 @pytest.mark.parametrize("spread", [0, 3, 6, 7, 9, 14, 20])
 def test_scale_codes_fast_path_matches_table(top, spread):
-    from fp4stack.cast.convert import _scale_codes, _scale_lut
+    from fp4stack.checkpoint.cast.convert import _scale_codes, _scale_lut
 
     e8m0 = np.random.default_rng(spread).integers(top - spread, top + 1, (8, 6)).astype(np.uint8)
     e8m0[0, 0], e8m0[0, 1] = top, top - spread
@@ -174,7 +174,7 @@ def test_sparse_exponent_levels_are_fast_and_exact():
 def test_huge_exponents_stay_finite(top):
     """Values near the E8M0 ceiling: the plain path cannot exist in FP32; no NaN code, finite
     scales, and the in-range blocks still exact (checked in float64, beyond FP32's range)."""
-    from fp4stack.cast.fp4 import E2M1_VALUES, E4M3_VALUES, unpack_nibbles
+    from fp4stack.checkpoint.fp4 import E2M1_VALUES, E4M3_VALUES, unpack_nibbles
 
     packed, e8m0 = _source(21, 40, top=top)
     result = cast_mxfp4(packed.copy(), e8m0, "t")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fp4stack import git
-from fp4stack.project import Project, load_project
+from fp4stack.core import git
+from fp4stack.stack.pins import Project, load_project
 
 CORE = "def scale(x):\n    return x * 2\n"
 INIT = "from toy.core import scale\n"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from fp4stack import git, stack
-from fp4stack.errors import PatchError
-from fp4stack.series import read_series
+from fp4stack.core import git
+from fp4stack.core.errors import PatchError
+from fp4stack.stack.apply import apply
+from fp4stack.stack.refresh import refresh, stale
+from fp4stack.stack.series import read_series
 
 from .conftest import commit_edit
 
@@ -15,17 +17,17 @@ TRIPLE = "def scale(x):\n    return x * 3\n"
 
 def _stack_with_one_patch(toy):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", TRIPLE)
-    assert stack.refresh(toy, upstream)
+    assert refresh(toy, upstream)
     return upstream
 
 
 def test_apply_twice_is_a_no_op(toy):
     upstream = toy.upstreams["toy"]
-    assert stack.apply(toy, upstream) is True
+    assert apply(toy, upstream) is True
     head = git.rev_parse(toy.src(upstream), "HEAD")
-    assert stack.apply(toy, upstream) is False
+    assert apply(toy, upstream) is False
     assert git.rev_parse(toy.src(upstream), "HEAD") == head
 
 
@@ -40,36 +42,36 @@ def test_refresh_exports_one_named_patch_per_commit(toy):
 def test_refresh_without_edits_changes_nothing(toy):
     upstream = _stack_with_one_patch(toy)
     before = {p.name: p.read_bytes() for p in toy.patches(upstream).iterdir()}
-    assert stack.refresh(toy, upstream) == []
-    assert stack.stale(toy, upstream) == []
+    assert refresh(toy, upstream) == []
+    assert stale(toy, upstream) == []
     assert {p.name: p.read_bytes() for p in toy.patches(upstream).iterdir()} == before
 
 
 def test_reapply_from_scratch_reproduces_commits_and_patches(toy):
     upstream = _stack_with_one_patch(toy)
     patch = (toy.patches(upstream) / "triple-instead-of-double.patch").read_bytes()
-    stack.apply(toy, upstream, force=True)
+    apply(toy, upstream, force=True)
     head = git.rev_parse(toy.src(upstream), "HEAD")
-    stack.apply(toy, upstream, force=True)
+    apply(toy, upstream, force=True)
     assert git.rev_parse(toy.src(upstream), "HEAD") == head
-    assert stack.refresh(toy, upstream) == []
+    assert refresh(toy, upstream) == []
     assert (toy.patches(upstream) / "triple-instead-of-double.patch").read_bytes() == patch
 
 
 def test_changed_series_rebuilds_from_pristine(toy):
     upstream = _stack_with_one_patch(toy)
     (toy.patches(upstream) / "series").write_text("# toy stack\n")
-    assert stack.apply(toy, upstream) is True
+    assert apply(toy, upstream) is True
     assert (toy.src(upstream) / "src/toy/core.py").read_text().endswith("x * 2\n")
 
 
 def test_apply_refuses_to_discard_unexported_commits(toy):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", TRIPLE)
     with pytest.raises(PatchError, match="not exported"):
-        stack.apply(toy, upstream)
-    stack.apply(toy, upstream, force=True)
+        apply(toy, upstream)
+    apply(toy, upstream, force=True)
     assert (toy.src(upstream) / "src/toy/core.py").read_text().endswith("x * 2\n")
 
 
@@ -78,9 +80,9 @@ def test_a_patch_that_does_not_apply_names_itself_and_its_file(toy):
     patch = toy.patches(upstream) / "triple-instead-of-double.patch"
     patch.write_text(patch.read_text().replace("-    return x * 2", "-    return x * 5"))
     with pytest.raises(PatchError) as caught:
-        stack.apply(toy, upstream)
+        apply(toy, upstream)
     assert "triple-instead-of-double.patch does not apply" in str(caught.value)
     assert "src/toy/core.py" in str(caught.value)
     assert git.am_in_progress(toy.src(upstream)), "git am --continue must be able to resume"
     with pytest.raises(PatchError, match="git am"):
-        stack.apply(toy, upstream)
+        apply(toy, upstream)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from fp4stack import stack
-from fp4stack.lint import lint_series
+from fp4stack.stack.apply import apply
+from fp4stack.stack.lint import lint_series
+from fp4stack.stack.refresh import refresh
 
 from .conftest import MESSAGE, commit_edit
 
 
 def _lint_with(toy, message):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return 3 * x\n", message)
-    stack.refresh(toy, upstream)
+    refresh(toy, upstream)
     return lint_series(toy, upstream)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from fp4stack import overlay, stack
+from fp4stack.stack.apply import apply
+from fp4stack.testing import overlay
 
 from .conftest import commit_edit
 
@@ -18,7 +19,7 @@ def _install_fake(site, files):
 
 def test_overlay_swaps_only_touched_files(toy, tmp_path):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     repo = toy.src(upstream)
     commit_edit(repo, "src/toy/core.py", "def scale(x):\n    return x * 3\n")
     site = tmp_path / "site"
@@ -48,7 +49,7 @@ def test_overlay_swaps_only_touched_files(toy, tmp_path):
 
 def test_overlay_carries_a_touched_dist_info_whole(toy, tmp_path):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     repo = toy.src(upstream)
     (repo / "toy-1.0.dist-info").mkdir()
     commit_edit(repo, "toy-1.0.dist-info/METADATA", "Name: toy\nVersion: 1.0\n")

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from fp4stack import git, pr, stack
-from fp4stack.errors import PatchError
+from fp4stack.core import git
+from fp4stack.core.errors import PatchError
+from fp4stack.stack import pr
+from fp4stack.stack.apply import apply
+from fp4stack.stack.refresh import refresh
 
 from .conftest import MESSAGE, commit_edit
 
 
 def test_pending_patch_becomes_a_branch_and_a_description(toy):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return x * 3\n")
-    stack.refresh(toy, upstream)
+    refresh(toy, upstream)
     [patch] = pr.candidates(toy, upstream, [])
     cut = pr.cut(toy, upstream, patch)
     repo = toy.src(upstream)
@@ -24,12 +27,12 @@ def test_pending_patch_becomes_a_branch_and_a_description(toy):
     assert text.startswith("# Triple instead of double")
     assert "Fixes https://example.invalid/toy/issues/1" in text
     assert "tests/toy/test_scale.py::test_triples" in text
-    assert stack.apply(toy, upstream) is False, "cutting a PR must not disturb the applied tree"
+    assert apply(toy, upstream) is False, "cutting a PR must not disturb the applied tree"
 
 
 def test_a_patch_that_needs_an_earlier_one_names_it(toy):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     repo = toy.src(upstream)
     commit_edit(
         repo,
@@ -43,7 +46,7 @@ def test_a_patch_that_needs_an_earlier_one_names_it(toy):
         "def scale(x):\n    return x * 4\n",
         MESSAGE.replace("Triple instead of double", "Quadruple instead of triple"),
     )
-    stack.refresh(toy, upstream)
+    refresh(toy, upstream)
     [patch] = pr.candidates(toy, upstream, [])
     with pytest.raises(PatchError, match=r"send it after: triple-instead-of-double\.patch"):
         pr.cut(toy, upstream, patch)
@@ -51,11 +54,11 @@ def test_a_patch_that_needs_an_earlier_one_names_it(toy):
 
 def test_a_patch_to_generated_wheel_metadata_is_not_cut(toy):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     repo = toy.src(upstream)
     (repo / "toy-1.0.dist-info").mkdir()
     commit_edit(repo, "toy-1.0.dist-info/METADATA", "Requires-Dist: requests\n")
-    stack.refresh(toy, upstream)
+    refresh(toy, upstream)
     [patch] = pr.candidates(toy, upstream, [])
     with pytest.raises(PatchError, match=r"toy-1\.0\.dist-info/METADATA.*setup\.py"):
         pr.cut(toy, upstream, patch)

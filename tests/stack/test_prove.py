@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fp4stack.prove import _verdict
-from fp4stack.pytest_run import PytestResult
-from fp4stack.series import PatchInfo
+from fp4stack.stack.series import PatchInfo
+from fp4stack.testing.prove import _verdict
+from fp4stack.testing.pytest_run import PytestResult
 
 
 def _patch(*tests):

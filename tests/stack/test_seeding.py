@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fp4stack.pytest_run import run_pytest
+from fp4stack.testing.pytest_run import run_pytest
 
 # Each test records its first draw; the run's output is the set of draws.
 DRAWS = """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fp4stack import stack
-from fp4stack.errors import SourceError
+from fp4stack.core.errors import SourceError
+from fp4stack.stack.apply import apply
 
 
 def test_tampered_sdist_is_refused_and_nothing_is_created(toy):
@@ -15,17 +15,17 @@ def test_tampered_sdist_is_refused_and_nothing_is_created(toy):
     data[-10] ^= 0xFF
     sdist.write_bytes(bytes(data))
     with pytest.raises(SourceError) as caught:
-        stack.apply(toy, upstream)
+        apply(toy, upstream)
     message = str(caught.value)
     assert "toy-1.0.tar.gz" in message and "does not match the pin" in message
     assert not toy.src(upstream).exists()
 
 
 def test_pristine_tree_has_an_upstream_branch(toy):
-    from fp4stack import git
+    from fp4stack.core import git
 
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     repo = toy.src(upstream)
     assert git.rev_parse(repo, "upstream") == git.rev_parse(repo, "HEAD")
     assert (repo / "src/toy/core.py").is_file() and (repo / "tests/test_core.py").is_file()

@@ -10,9 +10,10 @@ import zipfile
 
 import pytest
 
-from fp4stack import stack
-from fp4stack.errors import BuildError
-from fp4stack.wheel import build_wheel
+from fp4stack.build.wheel import build_wheel
+from fp4stack.core.errors import BuildError
+from fp4stack.stack.apply import apply
+from fp4stack.stack.refresh import refresh
 
 from .conftest import commit_edit
 
@@ -29,9 +30,9 @@ def _raw(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 
 def _patched_build(toy):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return x * 3\n")
-    stack.refresh(toy, upstream)
+    refresh(toy, upstream)
     return upstream, build_wheel(toy, upstream)
 
 
@@ -70,7 +71,7 @@ def test_two_builds_are_byte_identical(toy):
 
 def test_a_pristine_file_that_differs_from_the_wheel_is_refused(toy):
     upstream = toy.upstreams["toy"]
-    stack.apply(toy, upstream)
+    apply(toy, upstream)
     wheel = toy.cache / upstream.wheel.filename
     # Re-pin a wheel whose core.py is not what the sdist has: the patch would not apply to it.
     rebuilt = io.BytesIO()
@@ -84,18 +85,18 @@ def test_a_pristine_file_that_differs_from_the_wheel_is_refused(toy):
     pins.write_text(
         pins.read_text().replace(old_sha, hashlib.sha256(rebuilt.getvalue()).hexdigest())
     )
-    from fp4stack.project import load_project
+    from fp4stack.stack.pins import load_project
 
     toy = load_project(toy.root)
     upstream = toy.upstreams["toy"]
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return x * 3\n")
-    stack.refresh(toy, upstream)
+    refresh(toy, upstream)
     with pytest.raises(BuildError, match=r"src/toy/core\.py"):
         build_wheel(toy, upstream)
 
 
 def test_verification_catches_a_changed_compiled_member(toy, tmp_path):
-    from fp4stack.wheel import verify_unchanged
+    from fp4stack.build.wheel import verify_unchanged
 
     upstream = toy.upstreams["toy"]
     official_path = toy.cache / upstream.wheel.filename

@@ -1,0 +1,111 @@
+"""From a validated source to the output: per-shard tensor lists, offsets, and work items."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fp4stack.checkpoint.cast import emit
+from fp4stack.checkpoint.cast.formats import COMPRESSED_TENSORS
+from fp4stack.checkpoint.cast.source import GPT_OSS, QuantUnit, Source
+from fp4stack.checkpoint.safetensors_io import OutTensor, layout
+from fp4stack.core.errors import UsageError
+
+COPY, UNIT, BIAS = "copy", "unit", "bias"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One source tensor (or MXFP4 unit) to turn into output tensors of ``shard``."""
+
+    kind: str
+    shard: str
+    name: str  # the source tensor; for a unit its blocks tensor
+    nbytes: int  # source bytes read, for balancing and progress
+
+
+@dataclass
+class ShardLayout:
+    """One output file: header bytes, total size, and where each tensor goes."""
+
+    head: bytes
+    size: int
+    offsets: dict[str, int]
+    tensors: list[OutTensor]
+
+
+@dataclass
+class Plan:
+    fmt: str
+    shards: dict[str, ShardLayout] = field(default_factory=dict)
+    jobs: list[Job] = field(default_factory=list)
+    bias_of: dict[str, str] = field(default_factory=dict)  # bias tensor -> its unit's blocks
+    excluded: list[str] = field(default_factory=list)  # Linear-like modules left unquantized
+
+
+def _fused_biases(src: Source) -> dict[str, QuantUnit]:
+    """gpt-oss fused expert biases ``<param>_bias`` of shape (E, rows), by name."""
+    out: dict[str, QuantUnit] = {}
+    for unit in src.units.values():
+        if len(unit.packed_shape) != 3:
+            continue
+        name = unit.base + "_bias"
+        for shard in src.shards:
+            info = src.files[shard].tensors.get(name)
+            if info is not None and info.shape == unit.packed_shape[:2]:
+                out[name] = unit
+    return out
+
+
+def _outputs(src: Source, plan: Plan, shard: str, name: str, biases: dict) -> list[OutTensor]:
+    info = src.info(shard, name)
+    if name in src.units:
+        plan.jobs.append(Job(UNIT, shard, name, info.nbytes + _scales_bytes(src, name)))
+        return [out for out, _ in emit.unit_outputs(src.units[name], plan.fmt)]
+    if name in biases:
+        plan.jobs.append(Job(BIAS, shard, name, info.nbytes))
+        plan.bias_of[name] = biases[name].blocks
+        return [out for out, _ in emit.bias_outputs(biases[name], name, info.dtype, info.shape)]
+    plan.jobs.append(Job(COPY, shard, name, info.nbytes))
+    if name.endswith(".weight") and len(info.shape) == 2:
+        plan.excluded.append(name.removesuffix(".weight"))
+    return [OutTensor(name, info.dtype, info.shape)]
+
+
+def _scales_bytes(src: Source, blocks: str) -> int:
+    unit = src.units[blocks]
+    return src.info(unit.scales_file, unit.scales).nbytes
+
+
+def make_plan(src: Source, fmt: str) -> Plan:
+    """Output tensors of every shard, in source order, with a job per source tensor."""
+    plan = Plan(fmt)
+    split = fmt == COMPRESSED_TENSORS and src.layout == GPT_OSS
+    biases = _fused_biases(src) if split else {}
+    for shard in src.shards:
+        tensors = src.files[shard].tensors
+        order = sorted(tensors, key=lambda n: tensors[n].start)
+        outs: list[OutTensor] = []
+        for name in order:
+            if name not in src.consumed:
+                outs += _outputs(src, plan, shard, name, biases)
+        head, starts = layout(outs, src.files[shard].metadata)
+        size = len(head) + sum(t.nbytes for t in outs)
+        offsets = {t.name: s for t, s in zip(outs, starts, strict=True)}
+        plan.shards[shard] = ShardLayout(head, size, offsets, outs)
+    _check_unique(src, plan)
+    plan.excluded.sort()
+    return plan
+
+
+def _check_unique(src: Source, plan: Plan) -> None:
+    """Two source tensors must not become one output name (e.g. ``X.weight_packed`` and a
+    stray ``X.weight`` with ``--format modelopt``)."""
+    seen: dict[str, str] = {}
+    for shard, lay in plan.shards.items():
+        for t in lay.tensors:
+            if t.name in seen:
+                raise UsageError(
+                    f"{src.root / shard}: output tensor {t.name!r} would be written twice "
+                    f"(also in {seen[t.name]}) with --format {plan.fmt}"
+                )
+            seen[t.name] = shard

@@ -1,0 +1,179 @@
+"""Cast a whole checkpoint: check paths, plan, write into a temp dir beside DST, rename."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from fp4stack.checkpoint.cast.configs import hf_quant_config, output_config
+from fp4stack.checkpoint.cast.convert import TensorStats
+from fp4stack.checkpoint.cast.formats import MODELOPT
+from fp4stack.checkpoint.cast.plan import Plan, make_plan
+from fp4stack.checkpoint.cast.source import INDEX_NAME, Source, open_source
+from fp4stack.checkpoint.cast.work import Worker, batches, init_process, run_batch
+from fp4stack.checkpoint.safetensors_io import create_output
+from fp4stack.cli.progress import Progress
+from fp4stack.core.errors import FP4StackError, UsageError
+
+BATCH_BYTES = 64 << 20
+REWRITTEN = {"config.json", "hf_quant_config.json", INDEX_NAME}
+
+
+def check_paths(src: Path, dst: Path, force: bool) -> None:
+    """Refuse DST inside SRC (or SRC inside DST), and an existing DST without --force."""
+    src_r, dst_r = src.resolve(), dst.resolve()
+    if dst_r == src_r or src_r in dst_r.parents:
+        raise UsageError(f"{dst}: DST is inside SRC {src}", hint="write the output elsewhere")
+    if dst_r in src_r.parents:
+        raise UsageError(f"{dst}: DST contains SRC {src}", hint="write the output elsewhere")
+    if (dst.exists() or dst.is_symlink()) and not force:
+        raise UsageError(f"{dst}: already exists", hint="pass --force to replace it")
+
+
+def make_temp(dst: Path) -> Path:
+    """An empty directory beside DST (same file system, so the final rename is atomic)."""
+    parent = dst.absolute().parent
+    if not parent.is_dir():
+        raise UsageError(f"{dst}: parent directory {parent} does not exist")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".fp4stack-tmp", dir=parent))
+    except OSError as error:
+        raise UsageError(f"{dst}: cannot write in {parent}: {error.strerror}") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; DST should look like any new dir
+    return tmp
+
+
+def _copy_others(src: Source, tmp: Path) -> None:
+    """Tokenizer and every other file or folder, except what the cast rewrites."""
+    skip = REWRITTEN | set(src.shards)
+    for entry in sorted(src.root.iterdir()):
+        if entry.name in skip:
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, tmp / entry.name)
+        else:
+            shutil.copy2(entry, tmp / entry.name)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_metadata(src: Source, plan: Plan, tmp: Path) -> None:
+    _write_json(tmp / "config.json", output_config(src.config, plan.fmt, plan.excluded))
+    if plan.fmt == MODELOPT:
+        _write_json(tmp / "hf_quant_config.json", hf_quant_config(plan.excluded))
+    if src.index is not None:
+        weight_map = {t.name: s for s, lay in plan.shards.items() for t in lay.tensors}
+        total = sum(t.nbytes for lay in plan.shards.values() for t in lay.tensors)
+        metadata = {**(src.index.get("metadata") or {}), "total_size": total}
+        _write_json(
+            tmp / INDEX_NAME, {"metadata": metadata, "weight_map": dict(sorted(weight_map.items()))}
+        )
+
+
+def _run_jobs(src: Source, plan: Plan, tmp: Path, workers: int, bar: Progress) -> list[TensorStats]:
+    for shard, lay in plan.shards.items():
+        create_output(tmp / shard, lay.head, lay.size)
+    work = batches(plan.jobs, BATCH_BYTES)
+    if workers <= 1 or len(work) <= 1:
+        return _run_here(src, plan, tmp, work, bar)
+    return _run_pool(src, plan, tmp, work, workers, bar)
+
+
+def _run_here(src: Source, plan: Plan, tmp: Path, work: list, bar: Progress) -> list[TensorStats]:
+    stats: list[TensorStats] = []
+    worker = Worker(src, plan, tmp, {})
+    try:
+        for batch in work:
+            for job in batch:
+                result = worker.run(job)
+                stats += [result] if result else []
+                bar.advance(job.nbytes)
+    finally:
+        worker.close()
+    return stats
+
+
+def _run_pool(
+    src: Source, plan: Plan, tmp: Path, work: list, workers: int, bar: Progress
+) -> list[TensorStats]:
+    # fork: workers start in milliseconds, without re-importing numpy; they use only numpy
+    # and os calls, so inheriting the parent's other threads (if any) is harmless.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    stats: list[TensorStats] = []
+    pool = ctx.Pool(min(workers, len(work)), init_process, (str(src.root), plan, str(tmp)))
+    try:
+        for batch_stats, nbytes in pool.imap_unordered(run_batch, work):
+            stats += batch_stats
+            bar.advance(nbytes)
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+    return stats
+
+
+def _finalize(tmp: Path, dst: Path) -> None:
+    """Rename the finished temp dir to DST; an old DST (--force) is moved aside first."""
+    old = None
+    if dst.exists() or dst.is_symlink():
+        old = dst.with_name(f".{dst.name}.{os.getpid()}.fp4stack-old")
+        os.rename(dst, old)
+    os.rename(tmp, dst)
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM cleans up like Ctrl-C does."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def cast_checkpoint(
+    src_dir: Path, dst: Path, fmt: str, workers: int, force: bool
+) -> list[TensorStats]:
+    """Cast SRC to DST atomically; on any error or interrupt neither DST nor a temp dir remains."""
+    check_paths(src_dir, dst, force)
+    src = open_source(src_dir)
+    try:
+        plan = make_plan(src, fmt)
+        with _sigterm_as_interrupt():
+            tmp = make_temp(dst)
+            try:
+                _copy_others(src, tmp)
+                _write_metadata(src, plan, tmp)
+                bar = Progress(sum(j.nbytes for j in plan.jobs), f"cast {src_dir.name}")
+                stats = _run_jobs(src, plan, tmp, workers, bar)
+                bar.close()
+                _finalize(tmp, dst)
+            except OSError as error:
+                raise FP4StackError(f"{error.filename or dst}: {error.strerror}") from None
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        src.close()
+    return stats

@@ -1,0 +1,33 @@
+"""``wheel``: build the patched wheels into dist/."""
+
+from __future__ import annotations
+
+import argparse
+
+from fp4stack.cli.common import add_upstream_args, selected
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "wheel",
+        help="build the patched wheels into dist/",
+        description="Apply each series (see `apply`), then repack the official PyPI wheel, "
+        "verified by its pinned sha256, with only the patched files changed: "
+        "dist/<name>-<version>+fp4stack.<id>-<official tags>.whl, where <id> is derived from "
+        "the series content. Unchanged members are copied compressed as they are, RECORD is "
+        "regenerated, and two builds give the same bytes. Install with "
+        "`pip install dist/*.whl` (the local label still satisfies ==<version> pins).",
+    )
+    add_upstream_args(parser)
+    parser.set_defaults(func=run_wheel)
+
+
+def run_wheel(args: argparse.Namespace) -> int:
+    from fp4stack.build.wheel import build_wheel
+    from fp4stack.stack.apply import apply
+
+    project, upstreams = selected(args)
+    for upstream in upstreams:
+        apply(project, upstream)
+        print(build_wheel(project, upstream).relative_to(project.root))
+    return 0

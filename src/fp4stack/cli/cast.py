@@ -1,0 +1,62 @@
+"""``fp4stack cast mxfp4-to-nvfp4 SRC DST``: argument parsing and printing only."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from fp4stack.checkpoint.cast.formats import FORMATS, MODELOPT
+
+DESCRIPTION = """\
+Convert an MXFP4 checkpoint (gpt-oss layout or compressed-tensors mxfp4-pack-quantized)
+to NVFP4 offline, tensor by tensor, on a CPU. Blocks that NVFP4 can represent are copied
+bit-exactly; the rest are requantized, keeping the better of two methods per tensor.
+The output is written to a temporary directory beside DST and renamed at the end.
+"""
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``cast`` and its ``mxfp4-to-nvfp4`` subcommand."""
+    cast = subparsers.add_parser("cast", help="convert checkpoints between low-bit formats")
+    kinds = cast.add_subparsers(dest="cast_kind", metavar="KIND", required=True)
+    p = kinds.add_parser(
+        "mxfp4-to-nvfp4",
+        help="MXFP4 → NVFP4, bit-exact where representable",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("src", type=Path, metavar="SRC", help="MXFP4 checkpoint directory (read only)")
+    p.add_argument("dst", type=Path, metavar="DST", help="output directory (must not exist)")
+    p.add_argument(
+        "--format", choices=FORMATS, default=MODELOPT, help="output format (default: %(default)s)"
+    )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        default=min(2, os.cpu_count() or 1),
+        help="processes working on tensors in parallel (default: %(default)s)",
+    )
+    p.add_argument("--force", action="store_true", help="replace DST if it exists")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the cast and print the per-tensor report on stdout."""
+    from fp4stack.checkpoint.cast.run import cast_checkpoint
+    from fp4stack.cli.cast_report import format_report
+
+    stats = cast_checkpoint(args.src, args.dst, args.format, args.workers, args.force)
+    print(format_report(stats))
+    return 0

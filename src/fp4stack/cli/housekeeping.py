@@ -1,0 +1,35 @@
+"""``clean``: remove what the other verbs generated."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from fp4stack.stack.pins import load_project
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "clean",
+        help="remove dist/ and the generated trees under build/",
+        description="Remove dist/, build/src/ (the applied trees: export your commits with "
+        "`refresh` first), build/overlay/ and build/upstream-tests/. The download cache and "
+        "the test venvs are kept unless asked for, since they take minutes to rebuild.",
+    )
+    parser.add_argument("--envs", action="store_true", help="also remove the test venvs")
+    parser.add_argument("--cache", action="store_true", help="also remove downloaded artifacts")
+    parser.set_defaults(func=run_clean)
+
+
+def run_clean(args: argparse.Namespace) -> int:
+    project = load_project()
+    targets = [project.dist] + [project.build / d for d in ("src", "overlay", "upstream-tests")]
+    if args.envs:
+        targets += [p for p in (project.build / "venv").glob("*") if p.name != "tool"]
+    if args.cache:
+        targets.append(project.cache)
+    for target in targets:
+        if target.exists():
+            shutil.rmtree(target)
+            print(f"removed {target.relative_to(project.root)}")
+    return 0

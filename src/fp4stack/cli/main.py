@@ -1,0 +1,69 @@
+"""The ``fp4stack`` command line: parses arguments, prints, and exits. Nothing else does."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from fp4stack import __version__
+from fp4stack.core import log
+from fp4stack.core.errors import FP4StackError
+
+# Modules that each define ``add_parser(subparsers)`` for one group of verbs. They import
+# their heavy dependencies inside the verb, so one verb never slows down another.
+VERB_MODULES: tuple[str, ...] = (
+    "fp4stack.cli.patching",
+    "fp4stack.cli.building",
+    "fp4stack.cli.testing",
+    "fp4stack.cli.housekeeping",
+    "fp4stack.cli.cast",
+)
+
+DESCRIPTION = """\
+fp4stack keeps quilt-style patch stacks against pinned upstreams (compressed-tensors,
+vLLM, NVIDIA ModelOpt), proves every patch with a regression test, builds patched
+wheels you can pip install today, and ships checkpoint tools for NVFP4/MXFP4 models.
+"""
+
+EPILOG = """\
+typical use:
+  fp4stack wheel                 build every patched wheel into dist/
+  fp4stack test                  run upstream suites + our tests against the patched builds
+  fp4stack apply                 materialize build/src/<upstream>/ with the series applied
+  fp4stack refresh               export commits made in build/src/<upstream>/ to patches/
+  fp4stack cast mxfp4-to-nvfp4 SRC DST   convert a checkpoint offline, on a CPU
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with one subparser per verb."""
+    parser = argparse.ArgumentParser(
+        prog="fp4stack",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fp4stack {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="show commands run")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for module_name in VERB_MODULES:
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    log.verbosity = args.verbose
+    try:
+        return int(args.func(args) or 0)
+    except FP4StackError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("ERROR: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,107 @@
+"""``test`` and ``prove``: everything runs against the patched builds, in venvs under build/."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from fp4stack.cli.common import add_upstream_args, selected
+
+if TYPE_CHECKING:
+    from fp4stack.testing.pytest_run import PytestResult
+    from fp4stack.testing.suites import Outcome
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    test = subparsers.add_parser(
+        "test",
+        help="run upstream suites, our tests and the proofs against the patched builds",
+        description="For each upstream: apply the series, build the patched wheel, install it "
+        "in build/venv/<upstream>/ (torch's CPU build first, then the pinned companions), run "
+        "upstream's own tests (deselections with reasons in ci/deselect/), our tests in "
+        "tests/<upstream>/, and `prove`. Then our tool tests in build/venv/tools/. Ends with a "
+        "summary table; exits 1 if anything failed or a patch is not proven.",
+    )
+    add_upstream_args(test)
+    test.add_argument("--no-tools", action="store_true", help="skip our tool tests")
+    test.set_defaults(func=run_test)
+
+    prove_parser = subparsers.add_parser(
+        "prove",
+        help="show each patch's regression test failing on pristine and passing patched",
+        description="Run the tests named by each patch's `Test:` lines twice in the "
+        "upstream's test venv: with the stack's files swapped for their pristine versions, "
+        "and for their patched versions. A patch is proven when its tests fail on pristine and "
+        "pass patched. Exits 1 if any patch is not proven.",
+    )
+    add_upstream_args(prove_parser)
+    prove_parser.set_defaults(func=run_prove)
+
+
+def run_prove(args: argparse.Namespace) -> int:
+    from fp4stack.testing import suites
+    from fp4stack.testing.prove import format_table, prove
+
+    project, upstreams = selected(args)
+    proofs = []
+    for upstream in upstreams:
+        proofs += prove(project, upstream, suites.upstream_env(project, upstream))
+    print(format_table(proofs) if proofs else "no patches to prove")
+    return 0 if all(p.proven for p in proofs) else 1
+
+
+def run_test(args: argparse.Namespace) -> int:
+    from fp4stack.testing import suites
+
+    project, upstreams = selected(args)
+    outcomes = [suites.run_upstream(project, upstream) for upstream in upstreams]
+    if not args.no_tools and not args.upstreams:
+        outcomes.append(suites.run_tools(project))
+    print(summary(outcomes))
+    return 0 if _green(outcomes) else 1
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """The closing report: per upstream, suite and our counts, then the prove table."""
+    lines = ["", "=== fp4stack test summary ==="]
+    for o in outcomes:
+        suite = _counts(o.suite) if o.suite else f"skipped: {o.suite_note}"
+        lines.append(f"{o.name}:")
+        if o.name != "fp4stack tools":
+            lines.append(f"  upstream suite: {suite}")
+        lines.append(f"  our tests:      {_counts(o.ours) if o.ours else 'none'}")
+        if o.proofs:
+            proven = sum(p.proven for p in o.proofs)
+            lines.append(f"  prove:          {proven}/{len(o.proofs)} patches proven")
+    proofs = [p for o in outcomes for p in o.proofs]
+    if proofs:
+        from fp4stack.testing.prove import format_table
+
+        lines += ["", format_table(proofs)]
+    totals = {k: sum(_all(o, k) for o in outcomes) for k in ("passed", "failed", "skipped")}
+    lines += ["", f"fp4stack: {totals['passed']} passed, {totals['failed']} failed, "
+                  f"{totals['skipped']} skipped"]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _counts(result: PytestResult | None) -> str:
+    if result is None:
+        return "none"
+    parts = [f"{result.count(k)} {k}" for k in ("passed", "failed", "error", "skipped")]
+    parts += [f"{result.count(k)} {k}" for k in ("xfailed", "xpassed", "deselected")
+              if result.count(k)]  # fmt: skip
+    status = "" if result.ok else f"  [pytest exit {result.returncode}]"
+    return ", ".join(parts) + status
+
+
+def _all(outcome: Outcome, key: str) -> int:
+    results = [r for r in (outcome.suite, outcome.ours) if r]
+    extra = sum(r.count("error") for r in results) if key == "failed" else 0
+    return sum(r.count(key) for r in results) + extra
+
+
+def _green(outcomes: list[Outcome]) -> bool:
+    results = [r for o in outcomes for r in (o.suite, o.ours) if r]
+    proofs = [p for o in outcomes for p in o.proofs]
+    ran = sum(r.count("passed") for r in results)
+    return ran > 0 and all(r.ok for r in results) and all(p.proven for p in proofs)

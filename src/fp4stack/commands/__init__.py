@@ -1,1 +1,0 @@
-"""One module per group of verbs; each defines ``add_parser(subparsers)``."""

@@ -1,0 +1,118 @@
+"""Apply a series onto the pristine tree with ``git am``: ``build/src/<id>`` on branch
+``patched``, one commit per patch, over the pristine ``upstream`` branch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from fp4stack.core import git
+from fp4stack.core.errors import CommandError, PatchError
+from fp4stack.core.fs import write_atomic
+from fp4stack.core.log import log
+from fp4stack.stack import sources
+from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.series import series_paths, stack_digest
+
+STATE_FILE = "fp4stack-state.json"
+FORMAT_PATCH = [
+    "format-patch", "--stdout", "--zero-commit", "--full-index", "--no-signature",
+    "--no-stat", "--keep-subject", "--no-numbered", "--no-renames",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class State:
+    """What the last apply or refresh left in ``build/src/<id>``."""
+
+    inputs: str
+    head: str
+    source: str
+
+
+def apply(project: Project, upstream: Upstream, force: bool = False) -> bool:
+    """Make ``build/src/<id>`` the pristine tree plus the series; False if already so."""
+    repo = project.src(upstream)
+    patches = series_paths(project.patches(upstream))
+    source = sources.source_identity(project, upstream)
+    inputs = inputs_digest(project, upstream, source)
+    state = read_state(repo)
+    if state and not force:
+        _refuse_to_lose_work(repo, upstream, state)
+        if state.inputs == inputs:
+            log(f"{upstream.id}: up to date ({len(patches)} patches)")
+            return False
+    if state is None or state.source != source or not _has_upstream(repo):
+        sources.import_pristine(project, upstream, repo)
+    else:
+        _abort_am(repo)
+    git.git(repo, "checkout", "-q", "-f", "-B", sources.PATCHED_BRANCH, sources.UPSTREAM_BRANCH)
+    git.git(repo, "clean", "-q", "-f", "-d", "-x")
+    _am(repo, upstream, patches)
+    write_state(repo, State(inputs, git.rev_parse(repo, "HEAD"), source))
+    log(f"{upstream.id}: applied {len(patches)} patches onto {upstream.version}")
+    return True
+
+
+def inputs_digest(project: Project, upstream: Upstream, source: str) -> str:
+    digest = stack_digest(project.patches(upstream))
+    return hashlib.sha256(f"{source}\0{digest}".encode()).hexdigest()
+
+
+def _refuse_to_lose_work(repo: Path, upstream: Upstream, state: State) -> None:
+    if git.am_in_progress(repo):
+        raise PatchError(
+            f"{repo}: a `git am` is stopped on a patch",
+            hint=f"fix it and run `git -C {repo} am --continue`, then `make refresh`; "
+            "or `fp4stack apply --force` to start over from pristine",
+        )
+    if git.rev_parse(repo, "HEAD") != state.head or not git.is_clean(repo):
+        raise PatchError(
+            f"{repo} has commits or changes not exported to patches/{upstream.id}/",
+            hint="`make refresh` keeps them; `fp4stack apply --force` discards them",
+        )
+
+
+def _am(repo: Path, upstream: Upstream, patches: list[Path]) -> None:
+    if not patches:
+        return
+    try:
+        git.git(repo, "am", "--keep-cr", "--quiet", *map(str, patches))
+    except CommandError as error:
+        text = str(error)
+        failed = re.search(r"Patch failed at (\d+)", text)
+        index = int(failed.group(1)) - 1 if failed else 0
+        files = sorted(set(re.findall(r"error: (?:patch failed: )?([^:\s]+)[:]", text)))
+        raise PatchError(
+            f"patches/{upstream.id}/{patches[index].name} does not apply"
+            + (f" (files: {', '.join(files)})" if files else "")
+            + f"\n{text}",
+            hint=f"fix it in {repo}, `git add` the result and run `git -C {repo} am --continue`, "
+            "then `make refresh`",
+        ) from None
+
+
+def _abort_am(repo: Path) -> None:
+    if git.am_in_progress(repo):
+        git.git(repo, "am", "--abort", check=False)
+
+
+def _has_upstream(repo: Path) -> bool:
+    return (repo / ".git").exists() and bool(
+        git.git(repo, "rev-parse", "--verify", "-q", sources.UPSTREAM_BRANCH, check=False).stdout
+    )
+
+
+def read_state(repo: Path) -> State | None:
+    path = repo / ".git" / STATE_FILE
+    try:
+        return State(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_state(repo: Path, state: State) -> None:
+    write_atomic(repo / ".git" / STATE_FILE, json.dumps(state.__dict__, indent=1) + "\n")

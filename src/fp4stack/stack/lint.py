@@ -1,0 +1,86 @@
+"""Patch-stack lint: every patch says why it exists, when it can go, and what proves it."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.series import SERIES, PatchInfo, parse_patch, read_series
+
+STATUS = re.compile(r"^(Backport|Submitted|Pending|Inappropriate) \[(.+)\]$")
+URL = re.compile(r"^https?://\S+$")
+VERSION = re.compile(r"^v?\d+(\.\d+)*\S*$")
+
+
+def lint_series(project: Project, upstream: Upstream) -> list[str]:
+    """Problems with ``patches/<id>/``: series/file mismatches and bad headers."""
+    patch_dir = project.patches(upstream)
+    rel = patch_dir.relative_to(project.root)
+    names = read_series(patch_dir)
+    problems = [f"{rel}/{SERIES}: lists {n}, which does not exist"
+                for n in names if not (patch_dir / n).is_file()]  # fmt: skip
+    problems += [f"{rel}/{p.name}: not listed in {rel}/{SERIES}"
+                 for p in sorted(patch_dir.glob("*.patch")) if p.name not in names]  # fmt: skip
+    for name in names:
+        if (patch_dir / name).is_file():
+            info = parse_patch(patch_dir / name)
+            problems += [f"{rel}/{name}: {m}" for m in lint_patch(info, project.root)]
+    return problems
+
+
+def lint_patch(info: PatchInfo, root: Path) -> list[str]:
+    """Problems with one patch's header."""
+    problems = []
+    if not info.subject:
+        problems.append("no Subject")
+    if len(info.description.split()) < 8:
+        problems.append("no description of why the patch exists (a paragraph before the trailers)")
+    problems += _status_problems(info.trailer("Upstream-Status"))
+    bugs = info.trailer("Bug")
+    if not bugs:
+        problems.append("no `Bug:` link")
+    problems += [f"Bug: {b!r} is not a URL" for b in bugs if not URL.match(b)]
+    tests = info.trailer("Test")
+    if not tests:
+        problems.append("no `Test:` naming the regression test that proves it")
+    problems += [p for t in tests if (p := _test_problem(t, root))]
+    if not info.files:
+        problems.append("changes no file")
+    return problems
+
+
+def _status_problems(values: list[str]) -> list[str]:
+    if len(values) != 1:
+        return ["needs exactly one `Upstream-Status:` (Backport [version], Submitted [url], "
+                "Pending [why] or Inappropriate [why])"]  # fmt: skip
+    match = STATUS.match(values[0])
+    if not match:
+        return [f"Upstream-Status: {values[0]!r} is not Backport/Submitted/Pending/Inappropriate "
+                "[...]"]  # fmt: skip
+    kind, detail = match.groups()
+    if kind == "Submitted" and not URL.match(detail):
+        return [f"Upstream-Status: Submitted needs a URL, got {detail!r}"]
+    if kind == "Backport" and not VERSION.match(detail):
+        return [f"Upstream-Status: Backport needs the upstream version, got {detail!r}"]
+    return []
+
+
+def _test_problem(test: str, root: Path) -> str | None:
+    """Check that ``path::[Class::]function`` exists in this checkout."""
+    path, *names = test.split("::")
+    file = root / path
+    if not file.is_file():
+        return f"Test: {path} does not exist"
+    if not names:
+        return None
+    tree = ast.parse(file.read_text(), filename=str(file))
+    scope: list[ast.stmt] = tree.body
+    for name in names:
+        bare = name.split("[", 1)[0]
+        found = next((n for n in scope if getattr(n, "name", None) == bare), None)
+        if found is None:
+            return f"Test: {test}: no {bare} in {path}"
+        scope = getattr(found, "body", [])
+    return None

@@ -1,0 +1,85 @@
+"""Export the commits of ``build/src/<id>`` back to ``patches/<id>/`` (the series and one
+``git format-patch`` file per commit), and tell which patch files a re-export would change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fp4stack.core import git
+from fp4stack.core.errors import PatchError
+from fp4stack.core.fs import write_atomic
+from fp4stack.stack import sources
+from fp4stack.stack.apply import FORMAT_PATCH, State, inputs_digest, read_state, write_state
+from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.series import read_series, slug, write_series
+
+
+def export(project: Project, upstream: Upstream) -> dict[str, str]:
+    """Each commit on top of ``upstream`` as a patch file: file name -> contents."""
+    repo = _require_tree(project, upstream)
+    commits = git.out(repo, "rev-list", "--reverse", f"{sources.UPSTREAM_BRANCH}..HEAD")
+    exported: dict[str, str] = {}
+    for commit in commits.split():
+        subject = git.out(repo, "log", "-1", "--format=%s", commit)
+        name = f"{slug(subject)}.patch"
+        if name in exported:
+            raise PatchError(f"two commits in {repo} share the subject {subject!r}")
+        exported[name] = git.git(repo, *FORMAT_PATCH, "-1", commit).stdout
+    return exported
+
+
+def stale(project: Project, upstream: Upstream) -> list[str]:
+    """Patch files (or the series) that a refresh would change; empty when in sync."""
+    return _stale(project.patches(upstream), export(project, upstream))
+
+
+def _stale(patch_dir: Path, exported: dict[str, str]) -> list[str]:
+    changed = [n for n, text in exported.items() if _read(patch_dir / n) != text]
+    changed += [n for n in _patch_files(patch_dir) if n not in exported]
+    if read_series(patch_dir) != list(exported):
+        changed.append("series")
+    return sorted(set(changed))
+
+
+def refresh(project: Project, upstream: Upstream) -> list[str]:
+    """Rewrite ``patches/<id>/`` from the commits in ``build/src/<id>``; return what changed."""
+    patch_dir = project.patches(upstream)
+    exported = export(project, upstream)
+    changed = _stale(patch_dir, exported)
+    if not changed:
+        return []
+    patch_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in exported.items():
+        if _read(patch_dir / name) != text:
+            write_atomic(patch_dir / name, text)
+    for name in _patch_files(patch_dir):
+        if name not in exported:
+            (patch_dir / name).unlink()
+    write_series(patch_dir, list(exported))
+    repo = project.src(upstream)
+    source = sources.source_identity(project, upstream)
+    write_state(
+        repo, State(inputs_digest(project, upstream, source), git.rev_parse(repo, "HEAD"), source)
+    )
+    return changed
+
+
+def _require_tree(project: Project, upstream: Upstream) -> Path:
+    repo = project.src(upstream)
+    if read_state(repo) is None:
+        raise PatchError(f"{repo} does not exist", hint="run `make apply` first")
+    if git.am_in_progress(repo):
+        raise PatchError(f"{repo}: finish or abort the stopped `git am` first")
+    if not git.is_clean(repo):
+        raise PatchError(
+            f"{repo} has uncommitted changes", hint="commit them (one commit per patch) first"
+        )
+    return repo
+
+
+def _patch_files(patch_dir: Path) -> list[str]:
+    return sorted(p.name for p in patch_dir.glob("*.patch"))
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None

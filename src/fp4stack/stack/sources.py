@@ -1,0 +1,126 @@
+"""Materialize an upstream's pristine tree as a git repository with an ``upstream`` branch.
+
+The tree comes from the initialized git submodule when there is one at the pinned commit
+(and the upstream is patched as source), otherwise from the pinned PyPI artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+
+from fp4stack.core import git
+from fp4stack.core.download import fetch
+from fp4stack.core.errors import SourceError
+from fp4stack.core.log import log
+from fp4stack.stack.pins import Project, Upstream
+
+PRISTINE_DATE = "2000-01-01T00:00:00Z"
+UPSTREAM_BRANCH = "upstream"
+PATCHED_BRANCH = "patched"
+
+
+def submodule_checkout(project: Project, upstream: Upstream) -> Path | None:
+    """The submodule work tree if it is initialized at the pinned commit, else None."""
+    path = project.root / upstream.submodule
+    if not (path / ".git").exists():
+        return None
+    head = git.git(path, "rev-parse", "HEAD", check=False).stdout.strip()
+    if head != upstream.commit:
+        log(
+            f"{upstream.submodule} is at {head[:12]}, not the pinned {upstream.commit[:12]}", "warn"
+        )
+        return None
+    return path
+
+
+def source_identity(project: Project, upstream: Upstream) -> str:
+    """A string that changes whenever the pristine tree would."""
+    if upstream.source == "sdist" and submodule_checkout(project, upstream):
+        return f"git:{upstream.commit}"
+    return f"{upstream.source}:{upstream.source_artifact.sha256}"
+
+
+def import_pristine(project: Project, upstream: Upstream, destination: Path) -> None:
+    """Create ``destination`` as a fresh repo whose one commit is the pristine tree.
+
+    The first import also stores that commit in a bare repository under build/cache/pristine/,
+    keyed by the source's identity; later imports clone it instead of unpacking again.
+    """
+    identity = hashlib.sha256(source_identity(project, upstream).encode()).hexdigest()[:16]
+    cached = project.cache / "pristine" / f"{upstream.id}-{identity}.git"
+    staging = destination.with_name(f".{destination.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        if cached.is_dir():
+            git.git(project.root, "clone", "-q", "--no-checkout", str(cached), str(staging))
+            git.git(staging, "remote", "remove", "origin")
+        else:
+            origin = _unpack(project, upstream, staging)
+            git.init(staging)
+            message = f"{upstream.distribution} {upstream.version} pristine\n\nFrom: {origin}\n"
+            git.commit_all(staging, message, PRISTINE_DATE)
+            _store(staging, cached)
+        git.git(staging, "branch", "-f", UPSTREAM_BRANCH, git.rev_parse(staging, "HEAD"))
+        shutil.rmtree(destination, ignore_errors=True)
+        staging.rename(destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _store(repo: Path, cached: Path) -> None:
+    partial = cached.with_name(f".{cached.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    git.git(repo, "clone", "-q", "--bare", str(repo), str(partial))
+    partial.rename(cached)
+
+
+def _unpack(project: Project, upstream: Upstream, staging: Path) -> str:
+    checkout = submodule_checkout(project, upstream) if upstream.source == "sdist" else None
+    staging.mkdir(parents=True)
+    if checkout:
+        log(f"{upstream.id}: pristine tree from {upstream.submodule} @ {upstream.commit[:12]}")
+        archive = subprocess.run(
+            ["git", "-C", str(checkout), "archive", "--format=tar", upstream.commit],
+            capture_output=True,
+            check=True,
+        ).stdout
+        _extract_tar_bytes(archive, staging)
+        return f"{upstream.git} {upstream.commit}"
+    artifact = upstream.source_artifact
+    path = fetch(upstream.distribution, artifact, project.cache)
+    log(f"{upstream.id}: pristine tree from {artifact.filename}")
+    try:
+        if artifact.filename.endswith(".whl"):
+            with zipfile.ZipFile(path) as wheel:
+                wheel.extractall(staging)
+        else:
+            with tarfile.open(path) as sdist:
+                sdist.extractall(staging, filter="data")
+            _hoist_single_dir(staging)
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as error:
+        raise SourceError(f"{path}: cannot unpack: {error}") from None
+    return f"{artifact.filename} sha256:{artifact.sha256}"
+
+
+def _extract_tar_bytes(data: bytes, destination: Path) -> None:
+    import io
+
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        archive.extractall(destination, filter="data")
+
+
+def _hoist_single_dir(staging: Path) -> None:
+    """An sdist holds one ``name-version/`` directory: make its contents the tree root."""
+    entries = list(staging.iterdir())
+    if len(entries) != 1 or not entries[0].is_dir():
+        return
+    inner = entries[0]
+    for child in inner.iterdir():
+        child.rename(staging / child.name)
+    inner.rmdir()

@@ -1,0 +1,86 @@
+"""Test virtual environments: torch's CPU build first, then requirements, then the build."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from fp4stack.core.errors import CommandError, EnvError
+from fp4stack.core.fs import sha256_of
+from fp4stack.core.log import log
+from fp4stack.core.runner import run
+
+STAMP = "fp4stack-env.json"
+
+
+@dataclass(frozen=True)
+class EnvRecipe:
+    """Everything that decides what a venv holds; a change rebuilds it."""
+
+    torch: str
+    requires: tuple[str, ...] = ()
+    requirement_files: tuple[str, ...] = ()
+    wheel: str | None = None
+    editable: str | None = None
+    remove: tuple[str, ...] = ()
+    inputs: dict[str, str] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+def python(venv: Path) -> Path:
+    """The interpreter of ``venv``."""
+    return venv / "bin" / "python"
+
+
+def ensure(venv: Path, recipe: EnvRecipe) -> Path:
+    """Create or update ``venv`` to match ``recipe``; a no-op when its stamp matches."""
+    # Hash what the recipe points at, so a rebuilt wheel or an edited requirements file
+    # changes the stamp even when the names stay the same.
+    files = [*recipe.requirement_files, *([recipe.wheel] if recipe.wheel else [])]
+    recipe = replace(recipe, inputs={**recipe.inputs, **{f: sha256_of(Path(f)) for f in files}})
+    stamp = venv / STAMP
+    if stamp.exists() and json.loads(stamp.read_text()).get("digest") == recipe.digest():
+        return venv
+    log(f"preparing test environment {venv}")
+    stamp.unlink(missing_ok=True)
+    try:
+        _build(venv, recipe)
+    except CommandError as error:
+        raise EnvError(f"could not prepare {venv}: {error}") from None
+    stamp.write_text(json.dumps({"digest": recipe.digest(), "recipe": asdict(recipe)}, indent=1))
+    return venv
+
+
+def _build(venv: Path, recipe: EnvRecipe) -> None:
+    if not python(venv).exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        run([sys.executable, "-m", "venv", venv])
+    pip = [python(venv), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    # torch first, alone: anything that pulls torch in later must find this CPU build
+    # already satisfying it, or pip downloads a CUDA build of several GB.
+    run([*pip, f"torch=={recipe.torch}"])
+    if recipe.requires or recipe.requirement_files:
+        requirement_args = [arg for f in recipe.requirement_files for arg in ("-r", f)]
+        run([*pip, *recipe.requires, *requirement_args, f"torch=={recipe.torch}"])
+    if recipe.editable:
+        run([*pip, "-e", recipe.editable, f"torch=={recipe.torch}"])
+    if recipe.wheel:
+        run([*pip, recipe.wheel, f"torch=={recipe.torch}"])
+        run([*pip, "--force-reinstall", "--no-deps", recipe.wheel])
+        check = run([python(venv), "-m", "pip", "check"], check=False)
+        if check.returncode != 0:
+            raise EnvError(f"`pip check` fails with {Path(recipe.wheel).name}:\n{check.stdout}")
+    if recipe.remove:
+        run([python(venv), "-m", "pip", "uninstall", "-q", "-y", *recipe.remove])
+
+
+def site_packages(venv: Path) -> Path:
+    """The venv's pure-library directory."""
+    query = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    return Path(run([python(venv), "-c", query]).stdout.strip())

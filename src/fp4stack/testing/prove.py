@@ -1,0 +1,111 @@
+"""Show that every patch's regression tests fail on the pristine upstream and pass patched.
+
+Both states run in the upstream's one test venv: an overlay (see ``overlay``) swaps the
+files the stack touches for their pristine or patched versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fp4stack.core import git
+from fp4stack.core.log import log
+from fp4stack.stack import sources
+from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.series import PatchInfo, parse_patch, series_paths
+from fp4stack.testing import envs, overlay
+from fp4stack.testing.pytest_run import PytestResult, run_pytest
+
+STATES = {"pristine": sources.UPSTREAM_BRANCH, "patched": "HEAD"}
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One patch's verdict."""
+
+    upstream: str
+    patch: str
+    tests: tuple[str, ...]
+    pristine: str
+    patched: str
+    details: tuple[tuple[str, str, str], ...] = ()  # (test, pristine, patched) per test
+
+    @property
+    def proven(self) -> bool:
+        return bool(self.tests) and self.pristine == "fail" and self.patched == "pass"
+
+
+def prove(project: Project, upstream: Upstream, venv: Path) -> list[Proof]:
+    """Run each patch's ``Test:`` ids on pristine and patched code; one Proof per patch."""
+    patches = [parse_patch(p) for p in series_paths(project.patches(upstream))]
+    test_ids = sorted({t for p in patches for t in p.trailer("Test")})
+    if not test_ids:
+        return [Proof(upstream.id, p.path.name, (), "-", "-") for p in patches]
+    repo = project.src(upstream)
+    touched = git.changed_files(repo, sources.UPSTREAM_BRANCH, "HEAD")
+    site = envs.site_packages(venv)
+    results: dict[str, PytestResult] = {}
+    for state, ref in STATES.items():
+        log(f"{upstream.id}: running {len(test_ids)} regression tests on {state} code")
+        dest = project.build / "overlay" / upstream.id / state
+        overlay.build(repo, ref, touched, upstream.package_root, site, dest)
+        results[state] = run_pytest(
+            envs.python(venv),
+            ["-q", "--continue-on-collection-errors", *test_ids],
+            cwd=project.root,
+            env={"PYTHONPATH": str(dest)},
+            echo=False,
+        )
+    return [_verdict(upstream, p, results) for p in patches]
+
+
+def _verdict(upstream: Upstream, patch: PatchInfo, results: dict[str, PytestResult]) -> Proof:
+    tests = tuple(patch.trailer("Test"))
+    per_test = {s: [_test_outcome(t, r) for t in tests] for s, r in results.items()}
+    states = {s: _combine(outcomes) for s, outcomes in per_test.items()}
+    details = tuple(zip(tests, per_test["pristine"], per_test["patched"], strict=True))
+    return Proof(upstream.id, patch.path.name, tests, states["pristine"], states["patched"],
+                 details)  # fmt: skip
+
+
+def _test_outcome(test: str, result: PytestResult) -> str:
+    matched = [o for nodeid, o in result.outcomes.items() if _matches(nodeid, test)]
+    if not matched:
+        return "fail"  # not even collected: it errors on import
+    if all(o == "PASSED" for o in matched):
+        return "pass"
+    if any(o in ("FAILED", "ERROR") for o in matched):
+        return "fail"
+    return "skip"
+
+
+def _combine(outcomes: list[str]) -> str:
+    """``pass`` if every test passed; ``fail`` if every test failed; else ``mixed``."""
+    if all(o == "pass" for o in outcomes):
+        return "pass"
+    if all(o == "fail" for o in outcomes):
+        return "fail"
+    return "mixed"
+
+
+def _matches(nodeid: str, test: str) -> bool:
+    return nodeid == test or nodeid.startswith((f"{test}[", f"{test}::"))
+
+
+def format_table(proofs: list[Proof]) -> str:
+    """The prove table: one line per patch."""
+    rows = [("upstream", "patch", "tests", "pristine", "patched", "verdict")]
+    for p in proofs:
+        verdict = "proven" if p.proven else "NOT PROVEN"
+        rows.append((p.upstream, p.patch, str(len(p.tests)), p.pristine, p.patched, verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]  # fmt: skip
+    for p in proofs:
+        if not p.proven:
+            lines.append(f"{p.patch}: not proven")
+            lines += [f"  {test}: pristine {a}, patched {b}" for test, a, b in p.details]
+            if not p.tests:
+                lines.append("  it names no Test:")
+    return "\n".join(lines)
