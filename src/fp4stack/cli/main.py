@@ -8,8 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from fp4stack import __version__
-from fp4stack.core import log
+from fp4stack.cli.output import print_error, stderr_sink
 from fp4stack.core.errors import FP4StackError
+from fp4stack.core.log import set_sink
 
 # Modules that each define ``add_parser(subparsers)`` for one group of verbs. They import
 # their heavy dependencies inside the verb, so one verb never slows down another.
@@ -56,13 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    log.verbosity = args.verbose
+    set_sink(stderr_sink(verbosity=args.verbose))
     try:
         return int(args.func(args) or 0)
     except FP4StackError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+        print_error(error)
         return error.exit_code
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)

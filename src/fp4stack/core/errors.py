@@ -1,10 +1,15 @@
 """The one root error of fp4stack, with a subclass per stage.
 
-The CLI prints ``ERROR: <message>`` (and ``hint: <hint>`` when given) and exits with
-``exit_code``; no traceback is shown for these.
+The CLI prints ``ERROR: <message>``, then ``hint: <hint>`` when given, then the tail of a
+failed command's output when the error was caused by one, and exits with ``exit_code``;
+no traceback is shown for these. A stage wraps what failed under it with :func:`stage`,
+keeping the cause (``raise ... from err``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 class FP4StackError(Exception):
@@ -24,11 +29,11 @@ class UsageError(FP4StackError):
 
 
 class SourceError(FP4StackError):
-    """A pinned upstream artifact could not be fetched or failed verification."""
+    """A pinned upstream artifact could not be fetched, verified or unpacked."""
 
 
 class PatchError(FP4StackError):
-    """A patch series could not be applied, exported or linted."""
+    """A patch series could not be applied, exported, linted or cut into a PR."""
 
 
 class BuildError(FP4StackError):
@@ -39,5 +44,46 @@ class EnvError(FP4StackError):
     """A test environment could not be created."""
 
 
+class TestRunError(FP4StackError):
+    """A test run could not be started or read (not: a test failed)."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+
+class ConvertError(FP4StackError):
+    """A checkpoint could not be converted or written."""
+
+
 class CommandError(FP4StackError):
-    """An external command failed; the message carries its argv, exit code and output."""
+    """An external command failed: its argv, exit code and (captured) output."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, output: str = "") -> None:
+        super().__init__(f"`{' '.join(argv)}` exited {returncode}")
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.output = output
+
+
+def command_output(error: BaseException) -> str:
+    """The output of the failed command behind ``error`` (following causes), or ''."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, CommandError):
+            return seen.output
+        seen = seen.__cause__
+    return ""
+
+
+@contextmanager
+def stage(error: type[FP4StackError], what: str, hint: str | None = None) -> Iterator[None]:
+    """Turn a failed command or file operation under ``what`` into ``error``.
+
+    Errors that already belong to a stage pass through unchanged.
+    """
+    try:
+        yield
+    except CommandError as err:
+        raise error(f"{what}: {err}", hint=hint) from err
+    except OSError as err:
+        where = f"{err.filename}: " if err.filename else ""
+        raise error(f"{what}: {where}{err.strerror or err}", hint=hint) from err

@@ -1,17 +1,30 @@
-"""One logging hook: progress goes to stderr, results go to stdout (via print)."""
+"""One logging hook for the library: ``log(message, kind)``; the CLI decides where it goes.
+
+Nothing below the CLI prints. Library code reports progress with :func:`log`; the CLI
+installs a sink (:func:`set_sink`) that writes it to stderr. Without a sink, messages are
+dropped, so the library can be used quietly from other code and from tests.
+"""
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from typing import Literal
 
-Kind = Literal["step", "cmd", "info", "warn"]
-_PREFIX: dict[str, str] = {"step": "* ", "cmd": "> ", "info": "  ", "warn": "WARNING: "}
-verbosity = 0
+# step: a stage starts or ends; cmd: a command about to run; info: detail;
+# warn: something the user should know; output: a line of a command's live output.
+Kind = Literal["step", "cmd", "info", "warn", "output"]
+Sink = Callable[[str, Kind], None]
+
+_sink: Sink | None = None
+
+
+def set_sink(sink: Sink | None) -> None:
+    """Send every later :func:`log` call to ``sink`` (None: drop them)."""
+    global _sink
+    _sink = sink
 
 
 def log(message: str, kind: Kind = "step") -> None:
-    """Write one progress line to stderr; ``cmd`` lines only when verbose."""
-    if kind == "cmd" and verbosity < 1:
-        return
-    print(f"{_PREFIX[kind]}{message}", file=sys.stderr, flush=True)
+    """Report one line of progress through the installed sink."""
+    if _sink is not None:
+        _sink(message, kind)

@@ -1,52 +1,106 @@
-"""The one way fp4stack runs an external command: argv lists, output kept for errors."""
+"""The one way fp4stack runs an external command: argv lists, output kept for errors.
+
+Every subprocess of fp4stack starts here. Output is captured (as text, or as bytes for
+binary output), optionally handed line by line to a callback while the command runs, and
+attached to the :class:`CommandError` raised when a checked command fails.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from fp4stack.core.errors import CommandError
 from fp4stack.core.log import log
 
-_TAIL_LINES = 40
+Argv = Sequence[str | os.PathLike[str]]
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished command: exit code and captured output."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    data: bytes = b""  # stdout as bytes, when run with ``binary=True``
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
 
 
 def run(
-    argv: Sequence[str | os.PathLike[str]],
+    argv: Argv,
     *,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
-    stream: bool = False,
     check: bool = True,
     input_text: str | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """Run ``argv``; capture its output unless ``stream``.
+    binary: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> Result:
+    """Run ``argv`` and capture its output (stderr merged into stdout, unless ``binary``).
 
-    :param env: extra variables, layered over the current environment.
-    :raises CommandError: on a non-zero exit when ``check``, with the output's tail.
+    :param env: variables layered over the current environment.
+    :param binary: keep stdout as bytes (``Result.data``); stderr is then captured apart.
+    :param on_line: called with each output line as it arrives (a live tee).
+    :raises CommandError: on a non-zero exit when ``check``, carrying the output.
     """
-    args = [os.fspath(a) for a in argv]
+    args = tuple(os.fspath(a) for a in argv)
     log(" ".join(args), kind="cmd")
     full_env = {**os.environ, **env} if env else None
-    result = subprocess.run(
-        args,
-        cwd=cwd,
-        env=full_env,
-        text=True,
-        input=input_text,
-        stdout=None if stream else subprocess.PIPE,
-        stderr=None if stream else subprocess.STDOUT,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise CommandError(f"`{' '.join(args)}` exited {result.returncode}{_tail(result.stdout)}")
+    try:
+        if on_line is not None:
+            result = _tee(args, cwd, full_env, on_line)
+        else:
+            result = _capture(args, cwd, full_env, input_text, binary)
+    except OSError as error:  # the program itself is missing or not executable
+        raise CommandError(args, 127, f"{args[0]}: {error.strerror}") from error
+    if check and not result.ok:
+        raise CommandError(args, result.returncode, result.stdout)
     return result
 
 
-def _tail(output: str | None) -> str:
-    if not output:
-        return ""
-    lines = output.rstrip().splitlines()[-_TAIL_LINES:]
-    return "\n" + "\n".join(f"  | {line}" for line in lines)
+def _capture(
+    args: tuple[str, ...],
+    cwd: Path | None,
+    env: dict[str, str] | None,
+    input_text: str | None,
+    binary: bool,
+) -> Result:
+    if binary:
+        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, check=False)
+        stderr = done.stderr.decode(errors="replace")
+        return Result(args, done.returncode, stderr, done.stdout)
+    text = subprocess.run(
+        args,
+        cwd=cwd,
+        env=env,
+        text=True,
+        input=input_text,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=False,
+    )
+    return Result(args, text.returncode, text.stdout or "")
+
+
+def _tee(
+    args: tuple[str, ...],
+    cwd: Path | None,
+    env: dict[str, str] | None,
+    on_line: Callable[[str], None],
+) -> Result:
+    lines: list[str] = []
+    with subprocess.Popen(
+        args, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+    return Result(args, process.returncode, "".join(lines))

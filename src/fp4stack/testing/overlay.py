@@ -56,7 +56,7 @@ def _mirror(source: Path, dest: Path) -> None:
 
 
 def _copy_tree_dir(repo: Path, ref: str, path: str, dest: Path) -> None:
-    listing = git.out(repo, "ls-tree", "-r", "--name-only", ref, "--", path).splitlines()
+    listing = git.query(repo, "ls-tree", "-r", "--name-only", ref, "--", path).splitlines()
     for name in listing:
         target = dest / Path(name).relative_to(path)
         target.parent.mkdir(parents=True, exist_ok=True)

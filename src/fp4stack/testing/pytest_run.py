@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fp4stack.core.errors import CommandError, TestRunError
 from fp4stack.core.log import log
+from fp4stack.core.runner import run
 
 NO_TESTS_COLLECTED = 5
 # No machine that runs these reaches the Hugging Face Hub: fail at once instead of retrying.
@@ -46,26 +46,24 @@ def run_pytest(
     env: Mapping[str, str] | None = None,
     echo: bool = True,
 ) -> PytestResult:
-    """Run ``python -m pytest -rA args``; echo its output live when ``echo``."""
+    """Run ``python -m pytest -rA args``; log its output live when ``echo``."""
     argv = [str(python), "-m", "pytest", "-rA", "-p", "no:cacheprovider", "-p", "fp4stack_seed"]
     argv += args
-    log(" ".join(argv), kind="cmd")
-    full_env = {**os.environ, **OFFLINE, **(env or {})}
-    search_path = [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    full_env["PYTHONPATH"] = os.pathsep.join([*search_path, str(SEED_PLUGIN_DIR)])
-    process = subprocess.Popen(
-        argv, cwd=cwd, env=full_env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    lines = []
-    for line in process.stdout:
-        lines.append(line)
-        if echo:
-            sys.stderr.write(line)
-    result = PytestResult(process.wait())
-    _parse(lines, result)
+    extra = {**OFFLINE, **(env or {})}
+    inherited = extra.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    search_path = [p for p in inherited.split(os.pathsep) if p]
+    extra["PYTHONPATH"] = os.pathsep.join([*search_path, str(SEED_PLUGIN_DIR)])
+    try:
+        done = run(argv, cwd=cwd, env=extra, check=False, on_line=_echo if echo else None)
+    except CommandError as error:
+        raise TestRunError(f"cannot run pytest with {python}: {error}") from error
+    result = PytestResult(done.returncode)
+    _parse(done.stdout.splitlines(keepends=True), result)
     return result
+
+
+def _echo(line: str) -> None:
+    log(line, kind="output")
 
 
 def _parse(lines: list[str], result: PytestResult) -> None:
