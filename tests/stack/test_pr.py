@@ -21,7 +21,7 @@ def test_pending_patch_becomes_a_branch_and_a_description(toy):
     [patch] = pr.candidates(toy, upstream, [])
     cut = pr.cut(toy, upstream, patch)
     repo = toy.src(upstream)
-    assert git.out(repo, "rev-list", "--count", f"upstream..{cut.branch}") == "1"
+    assert git.query(repo, "rev-list", "--count", f"upstream..{cut.branch}") == "1"
     assert git.show_file(repo, cut.branch, "src/toy/core.py").endswith(b"x * 3\n")
     text = (cut.folder / "PR.md").read_text()
     assert text.startswith("# Triple instead of double")
@@ -62,4 +62,4 @@ def test_a_patch_to_generated_wheel_metadata_is_not_cut(toy):
     [patch] = pr.candidates(toy, upstream, [])
     with pytest.raises(PatchError, match=r"toy-1\.0\.dist-info/METADATA.*setup\.py"):
         pr.cut(toy, upstream, patch)
-    assert git.out(repo, "branch", "--list", "pr/*") == "", "no branch for a PR that cannot exist"
+    assert git.query(repo, "branch", "--list", "pr/*") == "", "no branch for a PR that cannot exist"

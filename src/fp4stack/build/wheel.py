@@ -22,7 +22,7 @@ from pathlib import Path
 from fp4stack.core import git
 from fp4stack.stack import sources
 from fp4stack.core.download import fetch
-from fp4stack.core.errors import BuildError
+from fp4stack.core.errors import BuildError, stage
 from fp4stack.core.log import log
 from fp4stack.stack.pins import Project, Upstream
 from fp4stack.stack.series import stack_digest
@@ -66,15 +66,16 @@ def build_wheel(project: Project, upstream: Upstream) -> Path:
     official_path = fetch(upstream.distribution, upstream.wheel, project.cache)
     replacements = _replacements(project, upstream, official_path)
     target = patched_wheel_path(project, upstream)
-    target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
     started = time.perf_counter()
     try:
-        with zipfile.ZipFile(official_path) as official, temporary.open("wb") as out:
-            _repack(official, out, replacements, local_version(project, upstream))
-        with zipfile.ZipFile(official_path) as official, zipfile.ZipFile(temporary) as patched:
-            verify_unchanged(official, patched, replacements)
-        os.replace(temporary, target)
+        with stage(BuildError, f"{upstream.id}: cannot write {target.name}"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zipfile.ZipFile(official_path) as official, temporary.open("wb") as out:
+                _repack(official, out, replacements, local_version(project, upstream))
+            with zipfile.ZipFile(official_path) as official, zipfile.ZipFile(temporary) as patched:
+                verify_unchanged(official, patched, replacements)
+            os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
     _remove_older_builds(target)

@@ -8,19 +8,20 @@ from typing import TYPE_CHECKING
 from fp4stack.cli.common import add_upstream_args, selected
 
 if TYPE_CHECKING:
+    from fp4stack.testing.prove import Proof
     from fp4stack.testing.pytest_run import PytestResult
     from fp4stack.testing.suites import Outcome
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     test = subparsers.add_parser(
         "test",
         help="run upstream suites, our tests and the proofs against the patched builds",
         description="For each upstream: apply the series, build the patched wheel, install it "
         "in build/venv/<upstream>/ (torch's CPU build first, then the pinned companions), run "
         "upstream's own tests (deselections with reasons in ci/deselect/), our tests in "
-        "tests/<upstream>/, and `prove`. Then our tool tests in build/venv/tools/. Ends with a "
-        "summary table; exits 1 if anything failed or a patch is not proven.",
+        "tests/<upstream>/, and `prove`. Then our tool tests in build/venv/tool-tests/. Ends "
+        "with a summary table; exits 1 if anything failed or a patch is not proven.",
     )
     add_upstream_args(test)
     test.add_argument("--no-tools", action="store_true", help="skip our tool tests")
@@ -40,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_prove(args: argparse.Namespace) -> int:
     from fp4stack.testing import suites
-    from fp4stack.testing.prove import format_table, prove
+    from fp4stack.testing.prove import prove
 
     project, upstreams = selected(args)
     proofs = []
@@ -67,7 +68,7 @@ def summary(outcomes: list[Outcome]) -> str:
     for o in outcomes:
         suite = _counts(o.suite) if o.suite else f"skipped: {o.suite_note}"
         lines.append(f"{o.name}:")
-        if o.name != "fp4stack tools":
+        if o.has_upstream:
             lines.append(f"  upstream suite: {suite}")
         lines.append(f"  our tests:      {_counts(o.ours) if o.ours else 'none'}")
         if o.proofs:
@@ -75,10 +76,8 @@ def summary(outcomes: list[Outcome]) -> str:
             lines.append(f"  prove:          {proven}/{len(o.proofs)} patches proven")
     proofs = [p for o in outcomes for p in o.proofs]
     if proofs:
-        from fp4stack.testing.prove import format_table
-
         lines += ["", format_table(proofs)]
-    totals = {k: sum(_all(o, k) for o in outcomes) for k in ("passed", "failed", "skipped")}
+    totals = {k: sum(_total(o, k) for o in outcomes) for k in ("passed", "failed", "skipped")}
     lines += ["", f"fp4stack: {totals['passed']} passed, {totals['failed']} failed, "
                   f"{totals['skipped']} skipped"]  # fmt: skip
     return "\n".join(lines)
@@ -94,7 +93,7 @@ def _counts(result: PytestResult | None) -> str:
     return ", ".join(parts) + status
 
 
-def _all(outcome: Outcome, key: str) -> int:
+def _total(outcome: Outcome, key: str) -> int:
     results = [r for r in (outcome.suite, outcome.ours) if r]
     extra = sum(r.count("error") for r in results) if key == "failed" else 0
     return sum(r.count(key) for r in results) + extra
@@ -105,3 +104,23 @@ def _green(outcomes: list[Outcome]) -> bool:
     proofs = [p for o in outcomes for p in o.proofs]
     ran = sum(r.count("passed") for r in results)
     return ran > 0 and all(r.ok for r in results) and all(p.proven for p in proofs)
+
+
+def format_table(proofs: list[Proof]) -> str:
+    """The prove table: one line per patch."""
+    rows = [("upstream", "patch", "tests", "pristine", "patched", "verdict")]
+    for p in proofs:
+        verdict = "proven" if p.proven else "NOT PROVEN"
+        rows.append((p.upstream, p.patch, str(len(p.tests)), p.pristine, p.patched, verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]  # fmt: skip
+    for p in proofs:
+        lines += [f"{p.patch}: {test} skipped on this machine (no evidence here)"
+                  for test in p.skipped_here if p.proven]  # fmt: skip
+        if not p.proven:
+            lines.append(f"{p.patch}: not proven")
+            lines += [f"  {test}: pristine {a}, patched {b}" for test, a, b in p.details]
+            if not p.tests:
+                lines.append("  it names no Test:")
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fp4stack.core import git
-from fp4stack.core.errors import CommandError, PatchError
+from fp4stack.core.errors import CommandError, PatchError, stage
 from fp4stack.core.fs import write_atomic
 from fp4stack.core.log import log
 from fp4stack.stack import sources
@@ -35,6 +35,11 @@ class State:
 
 def apply(project: Project, upstream: Upstream, force: bool = False) -> bool:
     """Make ``build/src/<id>`` the pristine tree plus the series; False if already so."""
+    with stage(PatchError, f"{upstream.id}: cannot apply patches/{upstream.id}/"):
+        return _apply(project, upstream, force)
+
+
+def _apply(project: Project, upstream: Upstream, force: bool) -> bool:
     repo = project.src(upstream)
     patches = series_paths(project.patches(upstream))
     source = sources.source_identity(project, upstream)
@@ -82,17 +87,16 @@ def _am(repo: Path, upstream: Upstream, patches: list[Path]) -> None:
     try:
         git.git(repo, "am", "--keep-cr", "--quiet", *map(str, patches))
     except CommandError as error:
-        text = str(error)
+        text = error.output
         failed = re.search(r"Patch failed at (\d+)", text)
         index = int(failed.group(1)) - 1 if failed else 0
         files = sorted(set(re.findall(r"error: (?:patch failed: )?([^:\s]+)[:]", text)))
         raise PatchError(
             f"patches/{upstream.id}/{patches[index].name} does not apply"
-            + (f" (files: {', '.join(files)})" if files else "")
-            + f"\n{text}",
+            + (f" (files: {', '.join(files)})" if files else ""),
             hint=f"fix it in {repo}, `git add` the result and run `git -C {repo} am --continue`, "
             "then `make refresh`",
-        ) from None
+        ) from error
 
 
 def _abort_am(repo: Path) -> None:

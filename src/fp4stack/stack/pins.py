@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fp4stack.core.errors import UsageError
 
@@ -120,19 +120,34 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
+_PINS_HINT = (
+    "restore it with `git checkout upstream/pins.toml`, or fix it (its header says each key)"
+)
+
+
 def load_project(root: Path | None = None) -> Project:
     """Read the pins of the checkout at ``root`` (found from the cwd by default)."""
     root = root or find_root()
     path = root / PINS
     try:
-        tables = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{path}: {error}") from None
+        tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path}: not valid TOML: {error}", hint=_PINS_HINT) from error
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read: {error.strerror}", hint=_PINS_HINT) from error
     upstreams = {uid: _upstream(uid, table, path) for uid, table in tables.items()}
     return Project(root=root, upstreams=upstreams)
 
 
-def _upstream(uid: str, table: dict, path: Path) -> Upstream:
+SOURCES = ("sdist", "wheel")
+
+
+def _upstream(uid: str, table: dict[str, Any], path: Path) -> Upstream:
+    if table.get("source") not in SOURCES:
+        raise UsageError(
+            f"{path}: [{uid}] source = {table.get('source')!r}; "
+            f"expected one of {', '.join(SOURCES)}"
+        )
     try:
         env, tests = table["env"], table.get("tests", {})
         sdist = table.get("sdist")

@@ -67,13 +67,13 @@ def cut(project: Project, upstream: Upstream, patch: PatchInfo) -> PullRequest:
     try:
         git.git(worktree, "checkout", "-q", branch)
         git.git(worktree, "am", "--keep-cr", "--3way", "--quiet", str(patch.path))
-    except CommandError:
+    except CommandError as error:
         git.git(worktree, "am", "--abort", check=False)
         earlier = _earlier_on_same_files(project, upstream, patch)
         raise PatchError(
             f"patches/{upstream.id}/{patch.path.name} does not apply alone to {upstream.tag}; "
             f"send it after: {', '.join(earlier) or 'an earlier patch'}"
-        ) from None
+        ) from error
     finally:
         git.git(repo, "worktree", "remove", "--force", str(worktree), check=False)
     folder = project.build / "pr" / upstream.id / slug

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fp4stack.core import git
-from fp4stack.core.errors import PatchError
+from fp4stack.core.errors import PatchError, stage
 from fp4stack.core.fs import write_atomic
 from fp4stack.stack import sources
 from fp4stack.stack.apply import FORMAT_PATCH, State, inputs_digest, read_state, write_state
@@ -17,10 +17,10 @@ from fp4stack.stack.series import read_series, slug, write_series
 def export(project: Project, upstream: Upstream) -> dict[str, str]:
     """Each commit on top of ``upstream`` as a patch file: file name -> contents."""
     repo = _require_tree(project, upstream)
-    commits = git.out(repo, "rev-list", "--reverse", f"{sources.UPSTREAM_BRANCH}..HEAD")
+    commits = git.query(repo, "rev-list", "--reverse", f"{sources.UPSTREAM_BRANCH}..HEAD")
     exported: dict[str, str] = {}
     for commit in commits.split():
-        subject = git.out(repo, "log", "-1", "--format=%s", commit)
+        subject = git.query(repo, "log", "-1", "--format=%s", commit)
         name = f"{slug(subject)}.patch"
         if name in exported:
             raise PatchError(f"two commits in {repo} share the subject {subject!r}")
@@ -30,10 +30,10 @@ def export(project: Project, upstream: Upstream) -> dict[str, str]:
 
 def stale(project: Project, upstream: Upstream) -> list[str]:
     """Patch files (or the series) that a refresh would change; empty when in sync."""
-    return _stale(project.patches(upstream), export(project, upstream))
+    return stale_names(project.patches(upstream), export(project, upstream))
 
 
-def _stale(patch_dir: Path, exported: dict[str, str]) -> list[str]:
+def stale_names(patch_dir: Path, exported: dict[str, str]) -> list[str]:
     changed = [n for n, text in exported.items() if _read(patch_dir / n) != text]
     changed += [n for n in _patch_files(patch_dir) if n not in exported]
     if read_series(patch_dir) != list(exported):
@@ -43,9 +43,14 @@ def _stale(patch_dir: Path, exported: dict[str, str]) -> list[str]:
 
 def refresh(project: Project, upstream: Upstream) -> list[str]:
     """Rewrite ``patches/<id>/`` from the commits in ``build/src/<id>``; return what changed."""
+    with stage(PatchError, f"{upstream.id}: cannot export build/src/{upstream.id}/"):
+        return _refresh(project, upstream)
+
+
+def _refresh(project: Project, upstream: Upstream) -> list[str]:
     patch_dir = project.patches(upstream)
     exported = export(project, upstream)
-    changed = _stale(patch_dir, exported)
+    changed = stale_names(patch_dir, exported)
     if not changed:
         return []
     patch_dir.mkdir(parents=True, exist_ok=True)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import tarfile
 import zipfile
 from pathlib import Path
 
 from fp4stack.core import git
 from fp4stack.core.download import fetch
-from fp4stack.core.errors import SourceError
+from fp4stack.core.errors import SourceError, stage
 from fp4stack.core.log import log
 from fp4stack.stack.pins import Project, Upstream
 
@@ -56,18 +55,24 @@ def import_pristine(project: Project, upstream: Upstream, destination: Path) -> 
     staging = destination.with_name(f".{destination.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        if cached.is_dir():
-            git.git(project.root, "clone", "-q", "--no-checkout", str(cached), str(staging))
-            git.git(staging, "remote", "remove", "origin")
-        else:
-            origin = _unpack(project, upstream, staging)
-            git.init(staging)
-            message = f"{upstream.distribution} {upstream.version} pristine\n\nFrom: {origin}\n"
-            git.commit_all(staging, message, PRISTINE_DATE)
-            _store(staging, cached)
-        git.git(staging, "branch", "-f", UPSTREAM_BRANCH, git.rev_parse(staging, "HEAD"))
-        shutil.rmtree(destination, ignore_errors=True)
-        staging.rename(destination)
+        with stage(
+            SourceError,
+            f"{upstream.id}: cannot prepare the pristine tree",
+            hint=f"check that {upstream.submodule} (if initialized) is a complete checkout "
+            f"and that {project.build} is writable",
+        ):
+            if cached.is_dir():
+                git.git(project.root, "clone", "-q", "--no-checkout", str(cached), str(staging))
+                git.git(staging, "remote", "remove", "origin")
+            else:
+                origin = _unpack(project, upstream, staging)
+                git.init(staging)
+                message = f"{upstream.distribution} {upstream.version} pristine\n\nFrom: {origin}\n"
+                git.commit_all(staging, message, PRISTINE_DATE)
+                _store(staging, cached)
+            git.git(staging, "branch", "-f", UPSTREAM_BRANCH, git.rev_parse(staging, "HEAD"))
+            shutil.rmtree(destination, ignore_errors=True)
+            staging.rename(destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -85,11 +90,7 @@ def _unpack(project: Project, upstream: Upstream, staging: Path) -> str:
     staging.mkdir(parents=True)
     if checkout:
         log(f"{upstream.id}: pristine tree from {upstream.submodule} @ {upstream.commit[:12]}")
-        archive = subprocess.run(
-            ["git", "-C", str(checkout), "archive", "--format=tar", upstream.commit],
-            capture_output=True,
-            check=True,
-        ).stdout
+        archive = git.git(checkout, "archive", "--format=tar", upstream.commit, binary=True).data
         _extract_tar_bytes(archive, staging)
         return f"{upstream.git} {upstream.commit}"
     artifact = upstream.source_artifact
@@ -104,7 +105,7 @@ def _unpack(project: Project, upstream: Upstream, staging: Path) -> str:
                 sdist.extractall(staging, filter="data")
             _hoist_single_dir(staging)
     except (tarfile.TarError, zipfile.BadZipFile, OSError) as error:
-        raise SourceError(f"{path}: cannot unpack: {error}") from None
+        raise SourceError(f"{path}: cannot unpack: {error}") from error
     return f"{artifact.filename} sha256:{artifact.sha256}"
 
 

@@ -9,8 +9,8 @@ import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from fp4stack.core.errors import CommandError, EnvError
-from fp4stack.core.fs import sha256_of
+from fp4stack.core.errors import EnvError, stage
+from fp4stack.core.fs import sha256_of, write_atomic
 from fp4stack.core.log import log
 from fp4stack.core.runner import run
 
@@ -45,23 +45,42 @@ def ensure(venv: Path, recipe: EnvRecipe) -> Path:
     files = [*recipe.requirement_files, *([recipe.wheel] if recipe.wheel else [])]
     recipe = replace(recipe, inputs={**recipe.inputs, **{f: sha256_of(Path(f)) for f in files}})
     stamp = venv / STAMP
-    if stamp.exists() and json.loads(stamp.read_text()).get("digest") == recipe.digest():
+    if _stamped_digest(stamp) == recipe.digest():
         return venv
     log(f"preparing test environment {venv}")
     stamp.unlink(missing_ok=True)
-    try:
+    hint = (
+        "the output below is pip's: check that your package index is reachable and that "
+        "the pins in upstream/pins.toml exist on it"
+    )
+    with stage(EnvError, f"cannot prepare the test environment {venv}", hint=hint):
         _build(venv, recipe)
-    except CommandError as error:
-        raise EnvError(f"could not prepare {venv}: {error}") from None
-    stamp.write_text(json.dumps({"digest": recipe.digest(), "recipe": asdict(recipe)}, indent=1))
+        write_atomic(
+            stamp, json.dumps({"digest": recipe.digest(), "recipe": asdict(recipe)}, indent=1)
+        )
     return venv
+
+
+def _stamped_digest(stamp: Path) -> str | None:
+    """The recipe digest an env was built from; None if absent or unreadable (rebuild)."""
+    try:
+        return str(json.loads(stamp.read_text())["digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _build(venv: Path, recipe: EnvRecipe) -> None:
     if not python(venv).exists():
         shutil.rmtree(venv, ignore_errors=True)
         run([sys.executable, "-m", "venv", venv])
-    pip = [python(venv), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    pip: list[str | Path] = [
+        python(venv),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+    ]
     # torch first, alone: anything that pulls torch in later must find this CPU build
     # already satisfying it, or pip downloads a CUDA build of several GB.
     run([*pip, f"torch=={recipe.torch}"])

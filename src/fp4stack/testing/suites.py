@@ -18,7 +18,8 @@ from fp4stack.testing.prove import Proof, prove
 from fp4stack.testing.pytest_run import NO_TESTS_COLLECTED, PytestResult, run_pytest
 
 ROOT_CONFIG = ("pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini", "conftest.py")
-TOOL_ENV = "tools"
+# The venv our tool tests run in; the Makefile's build/venv/tool/ runs fp4stack itself.
+TOOL_TESTS_ENV = "tool-tests"
 TOOL_REQUIREMENTS = Path("ci") / "env" / "tool.txt"
 
 
@@ -27,6 +28,7 @@ class Outcome:
     """What one upstream's (or the tools') test run gave."""
 
     name: str
+    has_upstream: bool = True  # False for our tool tests, which have no upstream suite
     suite: PytestResult | None = None
     suite_note: str = ""
     ours: PytestResult | None = None
@@ -55,7 +57,7 @@ def tool_env(project: Project) -> Path:
         requires=() if requirements.exists() else ("pytest",),
         editable=str(project.root),
     )
-    return envs.ensure(project.venv(TOOL_ENV), recipe)
+    return envs.ensure(project.venv(TOOL_TESTS_ENV), recipe)
 
 
 def run_upstream(project: Project, upstream: Upstream) -> Outcome:
@@ -80,7 +82,7 @@ def run_tools(project: Project) -> Outcome:
         for p in (project.root / "tests").iterdir()
         if p.is_dir() and p.name not in upstream_dirs and not p.name.startswith(("_", "."))
     )
-    outcome = Outcome("fp4stack tools")
+    outcome = Outcome("fp4stack tools", has_upstream=False)
     if paths:
         log(f"tools: our tests ({', '.join(paths)})")
         outcome.ours = _pytest(venv, paths, project.root)

@@ -1,0 +1,1 @@
+"""Patched wheels: the official wheel repacked with the files a series changed."""

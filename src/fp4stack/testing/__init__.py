@@ -1,0 +1,2 @@
+"""Test orchestration: venvs, upstream suites, our tests, prove overlays and the pytest
+runner (with the seeding plugin loaded into every run)."""
