@@ -59,3 +59,25 @@ def test_skipped_on_patched_is_not_green(toy):
 def test_a_patch_with_no_test_is_never_proven(toy):
     proof = _verdict(toy.upstreams["toy"], _patch(), _results({}, {}))
     assert not proof.proven
+
+
+def test_a_test_skipped_in_both_states_is_left_out_of_the_verdict(toy):
+    """A GPU-only test skips on a CPU machine: the patch rests on its other tests."""
+    proof = _verdict(
+        toy.upstreams["toy"],
+        _patch("t.py::test_cpu", "t.py::test_gpu"),
+        _results(
+            {"t.py::test_cpu": "FAILED", "t.py::test_gpu": "SKIPPED"},
+            {"t.py::test_cpu": "PASSED", "t.py::test_gpu": "SKIPPED"},
+        ),
+    )
+    assert proof.proven and proof.skipped_here == ("t.py::test_gpu",)
+
+
+def test_a_patch_whose_every_test_skips_here_is_not_proven(toy):
+    proof = _verdict(
+        toy.upstreams["toy"],
+        _patch("t.py::test_gpu"),
+        _results({"t.py::test_gpu": "SKIPPED"}, {"t.py::test_gpu": "SKIPPED"}),
+    )
+    assert not proof.proven and proof.pristine == proof.patched == "skip"

@@ -35,6 +35,11 @@ class Proof:
     def proven(self) -> bool:
         return bool(self.tests) and self.pristine == "fail" and self.patched == "pass"
 
+    @property
+    def skipped_here(self) -> tuple[str, ...]:
+        """Tests that skipped in both states: no evidence on this machine (e.g. GPU-only)."""
+        return tuple(test for test, a, b in self.details if a == b == "skip")
+
 
 def prove(project: Project, upstream: Upstream, venv: Path) -> list[Proof]:
     """Run each patch's ``Test:`` ids on pristine and patched code; one Proof per patch."""
@@ -63,8 +68,14 @@ def prove(project: Project, upstream: Upstream, venv: Path) -> list[Proof]:
 def _verdict(upstream: Upstream, patch: PatchInfo, results: dict[str, PytestResult]) -> Proof:
     tests = tuple(patch.trailer("Test"))
     per_test = {s: [_test_outcome(t, r) for t in tests] for s, r in results.items()}
-    states = {s: _combine(outcomes) for s, outcomes in per_test.items()}
     details = tuple(zip(tests, per_test["pristine"], per_test["patched"], strict=True))
+    # A test that skips on pristine and patched alike (it needs hardware this machine lacks)
+    # is no evidence either way; the verdict rests on the others, and on at least one.
+    evidence = [i for i, (_, a, b) in enumerate(details) if not a == b == "skip"]
+    states = {
+        s: _combine([outcomes[i] for i in evidence]) if evidence else "skip"
+        for s, outcomes in per_test.items()
+    }
     return Proof(upstream.id, patch.path.name, tests, states["pristine"], states["patched"],
                  details)  # fmt: skip
 
@@ -91,21 +102,3 @@ def _combine(outcomes: list[str]) -> str:
 
 def _matches(nodeid: str, test: str) -> bool:
     return nodeid == test or nodeid.startswith((f"{test}[", f"{test}::"))
-
-
-def format_table(proofs: list[Proof]) -> str:
-    """The prove table: one line per patch."""
-    rows = [("upstream", "patch", "tests", "pristine", "patched", "verdict")]
-    for p in proofs:
-        verdict = "proven" if p.proven else "NOT PROVEN"
-        rows.append((p.upstream, p.patch, str(len(p.tests)), p.pristine, p.patched, verdict))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]  # fmt: skip
-    for p in proofs:
-        if not p.proven:
-            lines.append(f"{p.patch}: not proven")
-            lines += [f"  {test}: pristine {a}, patched {b}" for test, a, b in p.details]
-            if not p.tests:
-                lines.append("  it names no Test:")
-    return "\n".join(lines)
