@@ -1,5 +1,6 @@
 # A thin front over the `fp4stack` tool: every target is one `fp4stack <verb>`.
-# The first target that needs it creates build/venv/tool/ (fp4stack itself and ruff).
+# The first target that needs it creates build/venv/tool/ (fp4stack itself, ruff, mypy, and
+# pytest for mypy to read the seeding plugin's types).
 # Limit a target to some upstreams with UPSTREAM="vllm modelopt".
 
 PYTHON ?= python3
@@ -31,9 +32,10 @@ refresh: $(FP4STACK) ## export commits in build/src/<upstream>/ back to patches/
 pr: $(FP4STACK) ## cut upstream PR branches + texts (build/pr/) from Pending/Submitted patches
 	$(FP4STACK) pr $(UPSTREAM)
 
-lint: $(FP4STACK) ## ruff, patch headers, and a re-export dry run
+lint: $(FP4STACK) ## ruff, mypy, patch headers, and a re-export dry run
 	$(TOOL_VENV)/bin/ruff check .
 	$(TOOL_VENV)/bin/ruff format --check .
+	$(TOOL_VENV)/bin/mypy
 	$(FP4STACK) lint $(UPSTREAM)
 
 clean: $(FP4STACK) ## remove dist/ and generated trees (keeps downloads and venvs)
@@ -44,5 +46,5 @@ distclean: ## remove build/ and dist/ entirely
 
 $(FP4STACK): pyproject.toml
 	$(PYTHON) -m venv $(TOOL_VENV)
-	$(TOOL_VENV)/bin/pip install -q --disable-pip-version-check -e . ruff==0.14.6
+	$(TOOL_VENV)/bin/pip install -q --disable-pip-version-check -e . ruff==0.14.6 mypy==2.4.1 pytest==9.2.0
 	@touch $@

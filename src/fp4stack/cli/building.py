@@ -7,7 +7,7 @@ import argparse
 from fp4stack.cli.common import add_upstream_args, selected
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "wheel",
         help="build the patched wheels into dist/",

@@ -26,7 +26,7 @@ def _workers(text: str) -> int:
     return value
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``cast`` and its ``mxfp4-to-nvfp4`` subcommand."""
     cast = subparsers.add_parser("cast", help="convert checkpoints between low-bit formats")
     kinds = cast.add_subparsers(dest="cast_kind", metavar="KIND", required=True)

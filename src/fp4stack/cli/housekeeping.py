@@ -8,7 +8,7 @@ import shutil
 from fp4stack.stack.pins import load_project
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "clean",
         help="remove dist/ and the generated trees under build/",

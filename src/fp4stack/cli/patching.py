@@ -7,7 +7,7 @@ import argparse
 from fp4stack.cli.common import add_upstream_args, selected
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     apply = subparsers.add_parser(
         "apply",
         help="fetch, verify and patch the pristine upstream trees",
@@ -68,7 +68,7 @@ def run_refresh(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_lint_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_lint_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lint = subparsers.add_parser(
         "lint",
         help="check patch headers, series consistency, and that a re-export changes nothing",
@@ -107,7 +107,7 @@ def run_lint(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_pr_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_pr_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "pr",
         help="cut upstream PR branches and texts from a stack",
