@@ -79,5 +79,5 @@ def unpack_nibbles(packed: np.ndarray) -> np.ndarray:
 
 
 def pack_nibbles(nibbles: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`unpack_nibbles`."""
-    return (nibbles[..., 0::2] | (nibbles[..., 1::2] << 4)).astype(np.uint8)
+    """Inverse of :func:`unpack_nibbles`: pairs of nibbles along the last axis → bytes."""
+    return (nibbles[..., 0::2] | (nibbles[..., 1::2] << 4)).astype(np.uint8, copy=False)

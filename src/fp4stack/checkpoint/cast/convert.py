@@ -24,6 +24,8 @@ from fp4stack.checkpoint.fp4 import (
     e2m1_encode,
     e4m3_encode,
     e4m3_pow2_code,
+    pack_nibbles,
+    unpack_nibbles,
 )
 from fp4stack.core.errors import UsageError
 
@@ -118,16 +120,9 @@ def _amax(blocks: np.ndarray, e8m0: np.ndarray, top: int) -> float:
 
 def _decode(blocks: np.ndarray, e8m0: np.ndarray, shift: int = 0) -> np.ndarray:
     """MXFP4 blocks (n, 16) bytes → float64 values (n, 32), times ``2**-shift``."""
-    vals = np.empty((blocks.shape[0], 32), dtype=np.float64)
-    vals[:, 0::2] = E2M1_VALUES[blocks & 0x0F]
-    vals[:, 1::2] = E2M1_VALUES[blocks >> 4]
+    vals = E2M1_VALUES[unpack_nibbles(blocks)]
     exps = e8m0.astype(np.int32) - (E8M0_BIAS + shift)
     return np.ldexp(vals, exps[:, None])
-
-
-def _pack(nibbles: np.ndarray) -> np.ndarray:
-    """(n, 32) nibbles → (n, 16) bytes, low nibble first."""
-    return nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)
 
 
 def _requantize_fixed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -251,7 +246,7 @@ def cast_mxfp4(packed: np.ndarray, e8m0: np.ndarray, label: str) -> CastResult:
             stats,
         )
     out = packed if packed.flags.writeable else packed.copy()
-    out.reshape(-1, 16)[oor] = _pack(q)
+    out.reshape(-1, 16)[oor] = pack_nibbles(q)
     scales.reshape(-1, 2)[oor] = oor_codes
     return CastResult(out, scales, 2.0**m, stats)
 
@@ -276,7 +271,7 @@ def _try_standard(
         sse += float(err.sum())
         if not sse < stats.sse:  # also when NaN
             return None
-        out_packed[sl], out_codes[sl] = _pack(q), codes
+        out_packed[sl], out_codes[sl] = pack_nibbles(q), codes
         exact += int(np.count_nonzero(err == 0))
     stats.sse_requantize = sse
     stats.sse, stats.exact_blocks, stats.path = sse, exact, "requantize"
