@@ -209,7 +209,7 @@ def create_output(path: Path, head: bytes, size: int) -> None:
             f.truncate(size)
 
 
-def write_at(fd: int, data: np.ndarray, offset: int) -> None:
+def write_at(fd: int, data: np.ndarray | np.generic, offset: int) -> None:
     """Write an array's raw bytes at ``offset``."""
     view = memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
     while view.nbytes:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from fp4stack.checkpoint.cast.formats import FORMATS, MODELOPT
+from fp4stack.checkpoint.cast import formats
 
 DESCRIPTION = """\
 Convert an MXFP4 checkpoint (gpt-oss layout or compressed-tensors mxfp4-pack-quantized)
@@ -39,7 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("src", type=Path, metavar="SRC", help="MXFP4 checkpoint directory (read only)")
     p.add_argument("dst", type=Path, metavar="DST", help="output directory (must not exist)")
     p.add_argument(
-        "--format", choices=FORMATS, default=MODELOPT, help="output format (default: %(default)s)"
+        "--format",
+        choices=formats.NAMES,
+        default=formats.DEFAULT,
+        help="output format (default: %(default)s)",
     )
     p.add_argument(
         "--workers",

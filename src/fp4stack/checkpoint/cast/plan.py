@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fp4stack.checkpoint.cast import emit
-from fp4stack.checkpoint.cast.formats import COMPRESSED_TENSORS
+from fp4stack.checkpoint.cast.formats import OutputFormat
 from fp4stack.checkpoint.cast.source import GPT_OSS, QuantUnit, Source
 from fp4stack.checkpoint.safetensors_io import OutTensor, layout
 from fp4stack.core.errors import UsageError
@@ -35,7 +34,7 @@ class ShardLayout:
 
 @dataclass
 class Plan:
-    fmt: str
+    fmt: OutputFormat
     shards: dict[str, ShardLayout] = field(default_factory=dict)
     jobs: list[Job] = field(default_factory=list)
     bias_of: dict[str, str] = field(default_factory=dict)  # bias tensor -> its unit's blocks
@@ -56,15 +55,18 @@ def _fused_biases(src: Source) -> dict[str, QuantUnit]:
     return out
 
 
-def _outputs(src: Source, plan: Plan, shard: str, name: str, biases: dict) -> list[OutTensor]:
+def _outputs(
+    src: Source, plan: Plan, shard: str, name: str, biases: dict[str, QuantUnit]
+) -> list[OutTensor]:
     info = src.info(shard, name)
     if name in src.units:
         plan.jobs.append(Job(UNIT, shard, name, info.nbytes + _scales_bytes(src, name)))
-        return [out for out, _ in emit.unit_outputs(src.units[name], plan.fmt)]
+        return [out for out, _ in plan.fmt.unit_outputs(src.units[name])]
     if name in biases:
         plan.jobs.append(Job(BIAS, shard, name, info.nbytes))
         plan.bias_of[name] = biases[name].blocks
-        return [out for out, _ in emit.bias_outputs(biases[name], name, info.dtype, info.shape)]
+        outs = plan.fmt.bias_outputs(biases[name], name, info.dtype, info.shape)
+        return [out for out, _ in outs]
     plan.jobs.append(Job(COPY, shard, name, info.nbytes))
     if name.endswith(".weight") and len(info.shape) == 2:
         plan.excluded.append(name.removesuffix(".weight"))
@@ -76,10 +78,10 @@ def _scales_bytes(src: Source, blocks: str) -> int:
     return src.info(unit.scales_file, unit.scales).nbytes
 
 
-def make_plan(src: Source, fmt: str) -> Plan:
+def make_plan(src: Source, fmt: OutputFormat) -> Plan:
     """Output tensors of every shard, in source order, with a job per source tensor."""
     plan = Plan(fmt)
-    split = fmt == COMPRESSED_TENSORS and src.layout == GPT_OSS
+    split = fmt.splits_experts and src.layout == GPT_OSS
     biases = _fused_biases(src) if split else {}
     for shard in src.shards:
         tensors = src.files[shard].tensors
@@ -106,6 +108,6 @@ def _check_unique(src: Source, plan: Plan) -> None:
             if t.name in seen:
                 raise UsageError(
                     f"{src.root / shard}: output tensor {t.name!r} would be written twice "
-                    f"(also in {seen[t.name]}) with --format {plan.fmt}"
+                    f"(also in {seen[t.name]}) with --format {plan.fmt.name}"
                 )
             seen[t.name] = shard

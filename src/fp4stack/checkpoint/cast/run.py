@@ -13,9 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from fp4stack.checkpoint.cast.configs import hf_quant_config, output_config
+from fp4stack.checkpoint.cast import formats
 from fp4stack.checkpoint.cast.convert import TensorStats
-from fp4stack.checkpoint.cast.formats import MODELOPT
 from fp4stack.checkpoint.cast.plan import Plan, make_plan
 from fp4stack.checkpoint.cast.source import INDEX_NAME, Source, open_source
 from fp4stack.checkpoint.cast.work import Worker, batches, init_process, run_batch
@@ -70,9 +69,8 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _write_metadata(src: Source, plan: Plan, tmp: Path) -> None:
-    _write_json(tmp / "config.json", output_config(src.config, plan.fmt, plan.excluded))
-    if plan.fmt == MODELOPT:
-        _write_json(tmp / "hf_quant_config.json", hf_quant_config(plan.excluded))
+    for name, data in plan.fmt.metadata_files(src.config, plan.excluded).items():
+        _write_json(tmp / name, data)
     if src.index is not None:
         weight_map = {t.name: s for s, lay in plan.shards.items() for t in lay.tensors}
         total = sum(t.nbytes for lay in plan.shards.values() for t in lay.tensors)
@@ -160,7 +158,7 @@ def cast_checkpoint(
     check_paths(src_dir, dst, force)
     src = open_source(src_dir)
     try:
-        plan = make_plan(src, fmt)
+        plan = make_plan(src, formats.get(fmt))
         with _sigterm_as_interrupt():
             tmp = make_temp(dst)
             try:

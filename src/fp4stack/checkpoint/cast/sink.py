@@ -20,7 +20,7 @@ class Sink:
     source_fd: int = -1
     source_start: int = 0
 
-    def array(self, data: np.ndarray, offset: int) -> None:
+    def array(self, data: np.ndarray | np.generic, offset: int) -> None:
         write_at(self.fd, data, offset)
 
     def source_bytes(self, nbytes: int, offset: int, skip: int = 0) -> None:

@@ -7,7 +7,6 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from fp4stack.checkpoint.cast import emit
 from fp4stack.checkpoint.cast.convert import TensorStats, cast_mxfp4
 from fp4stack.checkpoint.cast.plan import BIAS, COPY, Job, Plan
 from fp4stack.checkpoint.cast.sink import Sink
@@ -52,7 +51,7 @@ class Worker:
         unit = self.src.units[self.plan.bias_of[job.name]]
         raw = self.src.files[job.shard].read(job.name)
         raw = raw.reshape(*info.shape, DTYPE_SIZES[info.dtype])
-        for out, make in emit.bias_outputs(unit, job.name, info.dtype, info.shape):
+        for out, make in self.plan.fmt.bias_outputs(unit, job.name, info.dtype, info.shape):
             write_at(fd, make(raw), offsets[out.name])
 
     def _unit(self, job: Job, fd: int, offsets: dict[str, int]) -> TensorStats:
@@ -67,7 +66,7 @@ class Worker:
         result = cast_mxfp4(packed, e8m0, label)
         result.stats.name = unit.base
         sink = Sink(fd, blocks_file.fd, blocks_file.tensors[unit.blocks].start)
-        for out, write in emit.unit_outputs(unit, self.plan.fmt):
+        for out, write in self.plan.fmt.unit_outputs(unit):
             write(sink, offsets[out.name], result)
         return result.stats
 
