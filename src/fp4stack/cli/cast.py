@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from fp4stack.checkpoint.cast import formats
 
@@ -55,11 +59,29 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(func=run)
 
 
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM cleans up like Ctrl-C does: the cast removes its temp dir on KeyboardInterrupt."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the cast and print the per-tensor report on stdout."""
+    """Run the cast with a progress bar on stderr; print the per-tensor report on stdout."""
     from fp4stack.checkpoint.cast.run import cast_checkpoint
     from fp4stack.cli.cast_report import format_report
+    from fp4stack.cli.progress import Progress
 
-    stats = cast_checkpoint(args.src, args.dst, args.format, args.workers, args.force)
+    with _sigterm_as_interrupt():
+        stats = cast_checkpoint(
+            args.src, args.dst, args.format, args.workers, args.force, progress=Progress()
+        )
     print(format_report(stats))
     return 0

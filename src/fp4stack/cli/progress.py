@@ -11,13 +11,17 @@ GB = 1e9
 
 
 class Progress:
-    """Call :meth:`advance` with bytes done; :meth:`close` prints the final line."""
+    """Call :meth:`start` with the bytes to do, :meth:`advance` with bytes done; :meth:`close`
+    prints the final line."""
 
-    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
-        self.total, self.label, self.done = max(total, 1), label, 0
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self.start = self.last = time.monotonic()
+        self.start(0, "")
+
+    def start(self, total: int, label: str) -> None:
+        self.total, self.label, self.done = max(total, 1), label, 0
+        self.started = self.last = time.monotonic()
 
     def advance(self, nbytes: int) -> None:
         self.done += nbytes
@@ -30,7 +34,7 @@ class Progress:
     def _line(self, now: float) -> str:
         frac = min(self.done / self.total, 1.0)
         bar = "#" * int(frac * WIDTH)
-        rate = self.done / GB / max(now - self.start, 1e-9)
+        rate = self.done / GB / max(now - self.started, 1e-9)
         return (
             f"{self.label} [{bar:<{WIDTH}}] {frac:4.0%} "
             f"{self.done / GB:.2f}/{self.total / GB:.2f} GB {rate:.2f} GB/s"

@@ -6,24 +6,44 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
+from typing import Any, Protocol
 
 from fp4stack.checkpoint.cast import formats
 from fp4stack.checkpoint.cast.convert import TensorStats
-from fp4stack.checkpoint.cast.plan import Plan, make_plan
+from fp4stack.checkpoint.cast.plan import Job, Plan, make_plan
 from fp4stack.checkpoint.cast.source import INDEX_NAME, Source, open_source
 from fp4stack.checkpoint.cast.work import Worker, batches, init_process, run_batch
 from fp4stack.checkpoint.safetensors_io import create_output
-from fp4stack.cli.progress import Progress
 from fp4stack.core.errors import FP4StackError, UsageError
 
 BATCH_BYTES = 64 << 20
 REWRITTEN = {"config.json", "hf_quant_config.json", INDEX_NAME}
+
+
+class Progress(Protocol):
+    """Told the source bytes to process, then each part done; the CLI draws it."""
+
+    def start(self, total: int, label: str) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def close(self) -> None:
+        """Called once, after the last tensor is written (not on failure)."""
+
+
+class NoProgress:
+    """The default: report nothing."""
+
+    def start(self, total: int, label: str) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def check_paths(src: Path, dst: Path, force: bool) -> None:
@@ -64,7 +84,7 @@ def _copy_others(src: Source, tmp: Path) -> None:
             shutil.copy2(entry, tmp / entry.name)
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
@@ -80,16 +100,20 @@ def _write_metadata(src: Source, plan: Plan, tmp: Path) -> None:
         )
 
 
-def _run_jobs(src: Source, plan: Plan, tmp: Path, workers: int, bar: Progress) -> list[TensorStats]:
+def _run_jobs(
+    src: Source, plan: Plan, tmp: Path, workers: int, progress: Progress
+) -> list[TensorStats]:
     for shard, lay in plan.shards.items():
         create_output(tmp / shard, lay.head, lay.size)
     work = batches(plan.jobs, BATCH_BYTES)
     if workers <= 1 or len(work) <= 1:
-        return _run_here(src, plan, tmp, work, bar)
-    return _run_pool(src, plan, tmp, work, workers, bar)
+        return _run_here(src, plan, tmp, work, progress)
+    return _run_pool(src, plan, tmp, work, workers, progress)
 
 
-def _run_here(src: Source, plan: Plan, tmp: Path, work: list, bar: Progress) -> list[TensorStats]:
+def _run_here(
+    src: Source, plan: Plan, tmp: Path, work: list[list[Job]], progress: Progress
+) -> list[TensorStats]:
     stats: list[TensorStats] = []
     worker = Worker(src, plan, tmp, {})
     try:
@@ -97,14 +121,14 @@ def _run_here(src: Source, plan: Plan, tmp: Path, work: list, bar: Progress) -> 
             for job in batch:
                 result = worker.run(job)
                 stats += [result] if result else []
-                bar.advance(job.nbytes)
+                progress.advance(job.nbytes)
     finally:
         worker.close()
     return stats
 
 
 def _run_pool(
-    src: Source, plan: Plan, tmp: Path, work: list, workers: int, bar: Progress
+    src: Source, plan: Plan, tmp: Path, work: list[list[Job]], workers: int, progress: Progress
 ) -> list[TensorStats]:
     # fork: workers start in milliseconds, without re-importing numpy; they use only numpy
     # and os calls, so inheriting the parent's other threads (if any) is harmless.
@@ -115,7 +139,7 @@ def _run_pool(
     try:
         for batch_stats, nbytes in pool.imap_unordered(run_batch, work):
             stats += batch_stats
-            bar.advance(nbytes)
+            progress.advance(nbytes)
         pool.close()
     finally:
         pool.terminate()
@@ -137,41 +161,47 @@ def _finalize(tmp: Path, dst: Path) -> None:
             old.unlink()
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM cleans up like Ctrl-C does."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def cast_checkpoint(
-    src_dir: Path, dst: Path, fmt: str, workers: int, force: bool
+    src_dir: Path,
+    dst: Path,
+    fmt: str,
+    workers: int,
+    force: bool,
+    progress: Progress | None = None,
 ) -> list[TensorStats]:
-    """Cast SRC to DST atomically; on any error or interrupt neither DST nor a temp dir remains."""
+    """Cast SRC to DST atomically; on any error or interrupt neither DST nor a temp dir remains.
+
+    :param fmt: an output format name (:data:`formats.NAMES`).
+    :param workers: processes casting tensors in parallel (1: this process).
+    :param force: replace an existing DST.
+    :param progress: told the source bytes to cast and each part done; nothing by default.
+        The caller decides how interrupts arrive: SIGINT (or a SIGTERM handler it installs)
+        raising KeyboardInterrupt cleans up like any error.
+    """
+    output = formats.get(fmt)
     check_paths(src_dir, dst, force)
     src = open_source(src_dir)
     try:
-        plan = make_plan(src, formats.get(fmt))
-        with _sigterm_as_interrupt():
-            tmp = make_temp(dst)
-            try:
-                _copy_others(src, tmp)
-                _write_metadata(src, plan, tmp)
-                bar = Progress(sum(j.nbytes for j in plan.jobs), f"cast {src_dir.name}")
-                stats = _run_jobs(src, plan, tmp, workers, bar)
-                bar.close()
-                _finalize(tmp, dst)
-            except OSError as error:
-                raise FP4StackError(f"{error.filename or dst}: {error.strerror}") from None
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+        plan = make_plan(src, output)
+        tmp = make_temp(dst)
+        try:
+            return _write(src, plan, tmp, dst, workers, progress or NoProgress())
+        except OSError as error:
+            raise FP4StackError(f"{error.filename or dst}: {error.strerror}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     finally:
         src.close()
+
+
+def _write(
+    src: Source, plan: Plan, tmp: Path, dst: Path, workers: int, progress: Progress
+) -> list[TensorStats]:
+    """Fill the temp dir, then rename it to DST."""
+    _copy_others(src, tmp)
+    _write_metadata(src, plan, tmp)
+    progress.start(sum(j.nbytes for j in plan.jobs), f"cast {src.root.name}")
+    stats = _run_jobs(src, plan, tmp, workers, progress)
+    progress.close()
+    _finalize(tmp, dst)
     return stats
