@@ -186,3 +186,18 @@ def test_huge_exponents_stay_finite(top):
     ref = (src * np.exp2(e8m0.astype(float) - 127)[..., None]).reshape(ROWS, -1)
     in_range = (e8m0.astype(int) >= int(e8m0.max()) - 17).repeat(32, axis=1)
     assert np.array_equal(got[in_range], ref[in_range])
+
+
+def test_stats_path_and_job_kind_reject_typos():
+    """``TensorStats.path`` and ``Job.kind`` are Literal fields: a typo fails where it is set,
+    instead of silently meaning another path or job."""
+    from fp4stack.checkpoint.cast.convert import TensorStats
+    from fp4stack.checkpoint.cast.plan import Job
+
+    with pytest.raises(ValueError, match="'requantise'"):
+        TensorStats("t", 1, 1, 0, 0.0, 32, "requantise")
+    stats = TensorStats("t", 1, 1, 0, 0.0, 32, "exact")
+    with pytest.raises(ValueError, match="'closed form'"):
+        stats.path = "closed form"
+    with pytest.raises(ValueError, match="'cpy'"):
+        Job("cpy", "model.safetensors", "w", 1)

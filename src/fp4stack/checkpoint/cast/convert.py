@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -41,6 +42,11 @@ FIRST_CHUNK_BLOCKS = 1 << 10  # the plain path is usually abandoned after this m
 PROBE_BLOCKS = 1 << 16
 
 
+# which result was kept: the nibbles verbatim (no OOR block), the closed form with OOR blocks
+# requantized under the fixed tensor scale, or the plain dequantize → NVFP4 requantize
+TensorPath = Literal["exact", "closed-form", "requantize"]
+
+
 @dataclass
 class TensorStats:
     """What happened to one tensor, for the final report."""
@@ -51,8 +57,14 @@ class TensorStats:
     oor_blocks: int
     sse: float
     values: int
-    path: str  # "exact" | "closed-form" | "requantize"
+    path: TensorPath
     sse_requantize: float | None = None  # None: skipped once it exceeded the closed form
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``path`` is checked whenever it is set, at construction or later."""
+        if name == "path" and value not in get_args(TensorPath):
+            raise ValueError(f"tensor path {value!r} is not one of {get_args(TensorPath)}")
+        super().__setattr__(name, value)
 
     @property
     def mse(self) -> float:

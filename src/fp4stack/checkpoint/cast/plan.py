@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final, Literal, get_args
 
 from fp4stack.checkpoint.cast.formats import OutputFormat
 from fp4stack.checkpoint.cast.source import GPT_OSS, QuantUnit, Source
 from fp4stack.checkpoint.safetensors_io import OutTensor, layout
 from fp4stack.core.errors import UsageError
 
-COPY, UNIT, BIAS = "copy", "unit", "bias"
+JobKind = Literal["copy", "unit", "bias"]
+COPY: Final = "copy"  # a tensor copied unchanged
+UNIT: Final = "unit"  # an MXFP4 unit, cast
+BIAS: Final = "bias"  # a fused expert bias, rewritten by the format
 
 
 @dataclass(frozen=True)
 class Job:
     """One source tensor (or MXFP4 unit) to turn into output tensors of ``shard``."""
 
-    kind: str
+    kind: JobKind
     shard: str
     name: str  # the source tensor; for a unit its blocks tensor
     nbytes: int  # source bytes read, for balancing and progress
+
+    def __post_init__(self) -> None:
+        if self.kind not in get_args(JobKind):
+            raise ValueError(f"job kind {self.kind!r} is not one of {get_args(JobKind)}")
 
 
 @dataclass

@@ -6,9 +6,10 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import assert_never
 
 from fp4stack.checkpoint.cast.convert import TensorStats, cast_mxfp4
-from fp4stack.checkpoint.cast.plan import BIAS, COPY, Job, Plan
+from fp4stack.checkpoint.cast.plan import BIAS, COPY, UNIT, Job, Plan
 from fp4stack.checkpoint.cast.sink import Sink
 from fp4stack.checkpoint.cast.source import Source, open_source
 from fp4stack.checkpoint.safetensors_io import DTYPE_SIZES, copy_at, write_at
@@ -44,7 +45,9 @@ class Worker:
         if job.kind == BIAS:
             self._bias(job, fd, offsets)
             return None
-        return self._unit(job, fd, offsets)
+        if job.kind == UNIT:
+            return self._unit(job, fd, offsets)
+        assert_never(job.kind)
 
     def _bias(self, job: Job, fd: int, offsets: dict[str, int]) -> None:
         info = self.src.files[job.shard].tensors[job.name]
