@@ -348,3 +348,25 @@ def test_help_and_bad_workers_read_well(capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2
     assert "'two' is not a whole number" in err and "_workers" not in err
+
+
+def test_write_failure_is_a_convert_error(tmp_path, run_cli, monkeypatch):
+    """An OSError while writing (here a full disk) ends as one ERROR line and exit code 1,
+    raised as ConvertError from the OSError, and leaves nothing behind."""
+    import errno
+
+    from fp4stack.checkpoint.cast import run
+    from fp4stack.core.errors import ConvertError
+
+    def full_disk(path: Path, head: bytes, size: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(run, "create_output", full_disk)
+    src, dst = make_src(tmp_path / "src"), tmp_path / "dst"
+    code, _, err = run_cli(src, dst)
+    assert code == 1 and err.startswith("ERROR: ") and "Traceback" not in err, (code, err)
+    assert os.strerror(errno.ENOSPC) in err and "model.safetensors" in err
+    with pytest.raises(ConvertError) as exc:
+        run.cast_checkpoint(src, dst, "modelopt", 1, False)
+    assert isinstance(exc.value.__cause__, OSError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

@@ -92,7 +92,7 @@ class SafetensorsFile:
         try:
             self.fd = os.open(path, os.O_RDONLY)
         except OSError as error:
-            raise UsageError(f"{path}: cannot open: {error.strerror}") from None
+            raise UsageError(f"{path}: cannot open: {error.strerror}") from error
         try:
             self._parse()
         except BaseException:
@@ -109,7 +109,7 @@ class SafetensorsFile:
         try:
             header = json.loads(os.pread(self.fd, n, 8).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise _corrupt(self.path, f"header is not JSON ({error})") from None
+            raise _corrupt(self.path, f"header is not JSON ({error})") from error
         if not isinstance(header, dict):
             raise _corrupt(self.path, "header is not a JSON object")
         meta = header.pop("__metadata__", None)
@@ -205,7 +205,7 @@ def create_output(path: Path, head: bytes, size: int) -> None:
             os.posix_fallocate(f.fileno(), 0, size)
         except OSError as error:
             if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                raise OSError(error.errno, error.strerror, str(path)) from None
+                raise OSError(error.errno, error.strerror, str(path)) from error
             f.truncate(size)
 
 

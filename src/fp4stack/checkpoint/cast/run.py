@@ -16,7 +16,7 @@ from fp4stack.checkpoint.cast.plan import Job, Plan, make_plan
 from fp4stack.checkpoint.cast.source import INDEX_NAME, Source, open_source
 from fp4stack.checkpoint.cast.work import Worker, batches, init_process, run_batch
 from fp4stack.checkpoint.safetensors_io import create_output
-from fp4stack.core.errors import FP4StackError, UsageError
+from fp4stack.core.errors import ConvertError, UsageError, stage
 
 BATCH_BYTES = 64 << 20
 REWRITTEN = {"config.json", "hf_quant_config.json", INDEX_NAME}
@@ -65,7 +65,7 @@ def make_temp(dst: Path) -> Path:
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".fp4stack-tmp", dir=parent))
     except OSError as error:
-        raise UsageError(f"{dst}: cannot write in {parent}: {error.strerror}") from None
+        raise UsageError(f"{dst}: cannot write in {parent}: {error.strerror}") from error
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; DST should look like any new dir
@@ -185,9 +185,8 @@ def cast_checkpoint(
         plan = make_plan(src, output)
         tmp = make_temp(dst)
         try:
-            return _write(src, plan, tmp, dst, workers, progress or NoProgress())
-        except OSError as error:
-            raise FP4StackError(f"{error.filename or dst}: {error.strerror}") from None
+            with stage(ConvertError, f"cannot write {dst}"):
+                return _write(src, plan, tmp, dst, workers, progress or NoProgress())
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     finally:

@@ -55,10 +55,11 @@ class Source:
 def _read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: missing", hint="SRC must be a Hugging Face checkpoint") from None
+    except FileNotFoundError as error:
+        hint = "SRC must be a Hugging Face checkpoint"
+        raise UsageError(f"{path}: missing", hint=hint) from error
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{path}: unreadable JSON: {error}") from None
+        raise UsageError(f"{path}: unreadable JSON: {error}") from error
     if not isinstance(data, dict):
         raise UsageError(f"{path}: not a JSON object")
     return data
