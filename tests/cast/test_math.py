@@ -157,16 +157,13 @@ def test_scale_codes_fast_path_matches_table(top, spread):
     assert np.array_equal(got[exact], expected[exact])
 
 
-def test_sparse_exponent_levels_are_fast_and_exact():
-    """Zero blocks at E8M0 254 and a huge gap below: levels are visited, not counted down."""
-    import time
-
+def test_sparse_exponent_levels_are_exact():
+    """Zero blocks at E8M0 254 and a huge gap below: still exact. (That the levels are visited,
+    not counted down, is timed in bench/cast_levels_bench.py.)"""
     packed, e8m0 = _source(12, 4, top=20)
     packed[0, :16] = 0
     e8m0[0, 0] = 254
-    start = time.perf_counter()
     ref, result, out = _cast(packed, e8m0)
-    assert time.perf_counter() - start < 5
     assert torch.equal(out, ref) and result.stats.path == "exact"
 
 
