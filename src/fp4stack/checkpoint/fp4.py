@@ -34,7 +34,8 @@ def _rne_bounds(values: np.ndarray) -> np.ndarray:
     """
     mids = (values[:-1] + values[1:]) / 2
     up = (np.arange(1, len(values)) % 2) == 0
-    return np.where(up, np.nextafter(mids, -np.inf), mids)
+    bounds: np.ndarray = np.where(up, np.nextafter(mids, -np.inf), mids)
+    return bounds
 
 
 _E4M3_BOUNDS = _rne_bounds(E4M3_VALUES)
@@ -53,7 +54,8 @@ def e2m1_encode(x: np.ndarray) -> np.ndarray:
     mag = np.zeros(a.shape, dtype=np.uint8)
     for bound, tie_up in _E2M1_STEPS:
         mag += (a >= bound) if tie_up else (a > bound)
-    return mag | ((x < 0).astype(np.uint8) << 3)  # -0.0 → +0, as ModelOpt does
+    codes: np.ndarray = mag | ((x < 0).astype(np.uint8) << 3)  # -0.0 → +0, as ModelOpt does
+    return codes
 
 
 def e4m3_encode(x: np.ndarray) -> np.ndarray:
@@ -80,4 +82,5 @@ def unpack_nibbles(packed: np.ndarray) -> np.ndarray:
 
 def pack_nibbles(nibbles: np.ndarray) -> np.ndarray:
     """Inverse of :func:`unpack_nibbles`: pairs of nibbles along the last axis → bytes."""
-    return (nibbles[..., 0::2] | (nibbles[..., 1::2] << 4)).astype(np.uint8, copy=False)
+    packed: np.ndarray = nibbles[..., 0::2] | (nibbles[..., 1::2] << 4)
+    return packed.astype(np.uint8, copy=False)

@@ -15,6 +15,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -66,12 +67,13 @@ def _parse_entry(path: Path, name: str, raw: object, base: int, data_len: int) -
     )
     if not ok_shape or not ok_offsets:
         raise _corrupt(path, f"tensor {name!r}: bad shape {shape!r} or data_offsets {offsets!r}")
-    begin, end = offsets
-    if end - begin != math.prod(shape) * DTYPE_SIZES[dtype]:
+    dims: tuple[int, ...] = tuple(cast("list[int]", shape))
+    begin, end = cast("list[int]", offsets)
+    if end - begin != math.prod(dims) * DTYPE_SIZES[dtype]:
         raise _corrupt(path, f"tensor {name!r}: {end - begin} bytes for {dtype} {shape}")
     if end > data_len:
         raise _corrupt(path, f"tensor {name!r}: data ends at {end}, past the file end ({data_len})")
-    return TensorInfo(dtype, tuple(shape), base + begin, base + end)
+    return TensorInfo(dtype, dims, base + begin, base + end)
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:
@@ -145,7 +147,7 @@ class SafetensorsFile:
         """The raw bytes of a tensor as a fresh, writable uint8 array."""
         info = self.tensors[name]
         buf = np.empty(info.nbytes, dtype=np.uint8)
-        view, pos = memoryview(buf), 0
+        view, pos = buf.data, 0
         while pos < info.nbytes:
             got = _pread_into(self.fd, view[pos:], info.start + pos)
             if got == 0:
@@ -211,7 +213,7 @@ def create_output(path: Path, head: bytes, size: int) -> None:
 
 def write_at(fd: int, data: np.ndarray | np.generic, offset: int) -> None:
     """Write an array's raw bytes at ``offset``."""
-    view = memoryview(np.ascontiguousarray(data).reshape(-1).view(np.uint8))
+    view = np.ascontiguousarray(data).reshape(-1).view(np.uint8).data
     while view.nbytes:
         done = os.pwrite(fd, view, offset)
         view, offset = view[done:], offset + done

@@ -89,7 +89,7 @@ class CastResult:
 
 def _nonzero_blocks(blocks: np.ndarray) -> np.ndarray:
     """Per row of 16 packed bytes: does any nibble have a non-zero magnitude?"""
-    return (blocks & 0x77).any(axis=-1)
+    return np.asarray((blocks & 0x77).any(axis=-1))  # asarray: no copy, typed as an array
 
 
 def _levels(e8m0: np.ndarray, top: int) -> Iterator[int]:
@@ -134,7 +134,8 @@ def _decode(blocks: np.ndarray, e8m0: np.ndarray, shift: int = 0) -> np.ndarray:
     """MXFP4 blocks (n, 16) bytes → float64 values (n, 32), times ``2**-shift``."""
     vals = E2M1_VALUES[unpack_nibbles(blocks)]
     exps = e8m0.astype(np.int32) - (E8M0_BIAS + shift)
-    return np.ldexp(vals, exps[:, None])
+    values: np.ndarray = np.ldexp(vals, exps[:, None])
+    return values
 
 
 def _requantize_fixed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fp4stack.checkpoint.safetensors_io import SafetensorsFile, TensorInfo
 from fp4stack.core.errors import UsageError
@@ -36,11 +37,11 @@ class Source:
     """A validated source checkpoint."""
 
     root: Path
-    config: dict
+    config: dict[str, Any]
     layout: str
     shards: list[str]
     files: dict[str, SafetensorsFile]
-    index: dict | None
+    index: dict[str, Any] | None
     units: dict[str, QuantUnit] = field(default_factory=dict)  # keyed by the blocks tensor
     consumed: set[str] = field(default_factory=set)  # scales tensors, emitted with their unit
 
@@ -52,7 +53,7 @@ class Source:
             f.close()
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
@@ -65,7 +66,7 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _ct_problem(qc: dict) -> str | None:
+def _ct_problem(qc: dict[str, Any]) -> str | None:
     """Why a compressed-tensors quantization_config is not MXFP4 in groups of 32, or None."""
     groups = qc.get("config_groups") or {}
     if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
@@ -80,10 +81,12 @@ def _ct_problem(qc: dict) -> str | None:
     return None
 
 
-def detect_layout(config: dict, config_path: Path) -> str:
+def detect_layout(config: dict[str, Any], config_path: Path) -> str:
     """gpt-oss (``quant_method: mxfp4``) or compressed-tensors ``mxfp4-pack-quantized``."""
     qc = config.get("quantization_config")
-    method = qc.get("quant_method") if isinstance(qc, dict) else None
+    if not isinstance(qc, dict):
+        qc = {}
+    method = qc.get("quant_method")
     if method == "mxfp4":
         return GPT_OSS
     if method == "compressed-tensors":
@@ -99,7 +102,7 @@ def detect_layout(config: dict, config_path: Path) -> str:
     )
 
 
-def _shard_names(root: Path) -> tuple[list[str], dict | None]:
+def _shard_names(root: Path) -> tuple[list[str], dict[str, Any] | None]:
     index_path = root / INDEX_NAME
     if index_path.exists():
         index = _read_json(index_path)
@@ -117,7 +120,9 @@ def _shard_names(root: Path) -> tuple[list[str], dict | None]:
     return shards, None
 
 
-def _locate(files: dict[str, SafetensorsFile], index: dict | None, root: Path) -> dict[str, str]:
+def _locate(
+    files: dict[str, SafetensorsFile], index: dict[str, Any] | None, root: Path
+) -> dict[str, str]:
     """tensor name -> shard; every tensor exactly once, and agreeing with the index."""
     where: dict[str, str] = {}
     for shard, f in files.items():
