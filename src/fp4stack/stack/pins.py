@@ -29,6 +29,9 @@ class EnvSpec:
     torch: str
     requires: tuple[str, ...]
     remove: tuple[str, ...]
+    # installed with --no-deps once `pip check` has passed: companions whose own pins
+    # are knowingly not met (their runtime imports belong in `requires`)
+    requires_no_deps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,12 @@ def _upstream(uid: str, table: dict[str, Any], path: Path) -> Upstream:
             package_root=table.get("package_root", ""),
             wheel=Artifact(**table["wheel"]),
             sdist=Artifact(**sdist) if sdist else None,
-            env=EnvSpec(env["torch"], tuple(env.get("requires", ())), tuple(env.get("remove", ()))),
+            env=EnvSpec(
+                env["torch"],
+                tuple(env.get("requires", ())),
+                tuple(env.get("remove", ())),
+                tuple(env.get("requires_no_deps", ())),
+            ),
             tests=TestSpec(
                 tuple(tests.get("paths", ())),
                 bool(tests.get("from_submodule")),

@@ -23,6 +23,7 @@ class EnvRecipe:
 
     torch: str
     requires: tuple[str, ...] = ()
+    requires_no_deps: tuple[str, ...] = ()
     requirement_files: tuple[str, ...] = ()
     wheel: str | None = None
     editable: str | None = None
@@ -95,6 +96,9 @@ def _build(venv: Path, recipe: EnvRecipe) -> None:
         check = run([python(venv), "-m", "pip", "check"], check=False)
         if check.returncode != 0:
             raise EnvError(f"`pip check` fails with {Path(recipe.wheel).name}:\n{check.stdout}")
+    if recipe.requires_no_deps:
+        # after the check: these are installed precisely because their pins are not met
+        run([*pip, "--no-deps", *recipe.requires_no_deps])
     if recipe.remove:
         run([python(venv), "-m", "pip", "uninstall", "-q", "-y", *recipe.remove])
 

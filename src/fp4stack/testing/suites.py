@@ -42,6 +42,7 @@ def upstream_env(project: Project, upstream: Upstream) -> Path:
     recipe = EnvRecipe(
         torch=upstream.env.torch,
         requires=upstream.env.requires,
+        requires_no_deps=upstream.env.requires_no_deps,
         wheel=str(wheel),
         remove=upstream.env.remove,
     )
