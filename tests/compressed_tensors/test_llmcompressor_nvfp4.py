@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import pytest
 import torch
+from compressed_tensors.compressors import ModelCompressor
 from datasets import Dataset
 from llmcompressor import oneshot
 from llmcompressor.modifiers.quantization import QuantizationModifier
@@ -151,6 +152,46 @@ def test_transformers_load_matches_producer(produced, scheme, dtype_name, run_co
         logits = model(INPUT_IDS).logits
     what = f"{scheme} {dtype_name} run_compressed={run_compressed}"
     assert_same_logits(logits, checkpoint.logits, what)
+
+
+def decompress_from_disk(checkpoint: Produced, dtype: torch.dtype) -> torch.nn.Module:
+    """The documented dense path: a plain model in dtype, decompressed into from disk."""
+    model = LlamaForCausalLM.from_pretrained(checkpoint.base, dtype=dtype)
+    ModelCompressor.from_pretrained(checkpoint.path).decompress(checkpoint.path, model)
+    return model
+
+
+def assert_quantization_parameters_loaded(model: torch.nn.Module, path: Path) -> None:
+    """Every scale and global scale in the file is in the model, with its value."""
+    for name, tensor in load_file(path / "model.safetensors").items():
+        if name.endswith("_scale"):
+            value = model.get_parameter(name)
+            assert torch.equal(value.float(), tensor.float()), name
+
+
+@pytest.mark.parametrize("dtype_name", list(DTYPES))
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_decompress_from_disk_matches_producer(produced, scheme, dtype_name):
+    """ModelCompressor.decompress(path, model) gives the producer's logits in its dtype."""
+    checkpoint = produced(scheme, dtype_name)
+    model = decompress_from_disk(checkpoint, DTYPES[dtype_name])
+    assert_quantization_parameters_loaded(model, checkpoint.path)
+    with torch.no_grad():
+        logits = model(INPUT_IDS).logits
+    assert_same_logits(logits, checkpoint.logits, f"{scheme} {dtype_name} decompress")
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_decompress_from_disk_into_float16(produced, scheme):
+    """A float16 model keeps float32 global scales on this path, the overflowing one too."""
+    checkpoint = produced(scheme, "bfloat16")
+    model = decompress_from_disk(checkpoint, torch.float16)
+    assert_quantization_parameters_loaded(model, checkpoint.path)
+    assert model.get_submodule(SMALL_LAYER).weight.dtype == torch.float16
+    with torch.no_grad():
+        logits = model(INPUT_IDS).logits
+    assert logits.dtype == torch.float16
+    assert logits.isfinite().all()
 
 
 @pytest.mark.xfail(
