@@ -1,0 +1,50 @@
+"""Test venv recipes: what goes in, in which order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fp4stack.core.runner import Result
+from fp4stack.stack.pins import load_project
+from fp4stack.testing import envs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_pins_declare_llmcompressor_without_its_dependencies():
+    env = load_project(REPO).upstreams["compressed-tensors"].env
+    assert env.requires_no_deps == ("llmcompressor==0.9.0.5",)
+    assert not any(name.startswith("llmcompressor") for name in env.requires)
+
+
+def test_no_deps_companions_go_in_after_pip_check(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """pip would refuse them at the check; installed before it, they would fail the env."""
+    commands: list[tuple[str, ...]] = []
+
+    def record(argv, **_kwargs):
+        commands.append(tuple(str(arg) for arg in argv))
+        return Result(tuple(commands[-1]), 0, "")
+
+    monkeypatch.setattr(envs, "run", record)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").touch()
+    recipe = envs.EnvRecipe(
+        torch="2.13.0",
+        requires=("datasets==5.0.1",),
+        requires_no_deps=("llmcompressor==0.9.0.5",),
+        wheel="compressed_tensors-0.13.0-py3-none-any.whl",
+    )
+    envs._build(tmp_path, recipe)
+
+    check = next(i for i, argv in enumerate(commands) if argv[-2:] == ("pip", "check"))
+    installs = [i for i, argv in enumerate(commands) if "llmcompressor==0.9.0.5" in argv]
+    assert len(installs) == 1 and installs[0] > check
+    assert "--no-deps" in commands[installs[0]]
+
+
+def test_no_deps_companions_change_the_recipe_digest():
+    plain = envs.EnvRecipe(torch="2.13.0")
+    with_producer = envs.EnvRecipe(torch="2.13.0", requires_no_deps=("llmcompressor==0.9.0.5",))
+    assert plain.digest() != with_producer.digest()
