@@ -3,13 +3,16 @@
 The CLI prints ``ERROR: <message>``, then ``hint: <hint>`` when given, then the tail of a
 failed command's output when the error was caused by one, and exits with ``exit_code``;
 no traceback is shown for these. A stage wraps what failed under it with :func:`stage`,
-keeping the cause (``raise ... from err``).
+keeping the cause (``raise ... from err``). Credentials in URLs are masked on the way in,
+so no message, hint or command output can carry a secret to the screen or a CI log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+
+from fp4stack.core.redact import redact
 
 
 class FP4StackError(Exception):
@@ -18,8 +21,8 @@ class FP4StackError(Exception):
     exit_code: int = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
+        super().__init__(redact(message))
+        self.hint = redact(hint) if hint else hint
 
 
 class UsageError(FP4StackError):
@@ -61,7 +64,7 @@ class CommandError(FP4StackError):
         super().__init__(f"`{' '.join(argv)}` exited {returncode}")
         self.argv = tuple(argv)
         self.returncode = returncode
-        self.output = output
+        self.output = redact(output)
 
 
 def command_output(error: BaseException) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
+from fp4stack.core.redact import redact
+
 # step: a stage starts or ends; cmd: a command about to run; info: detail;
 # warn: something the user should know; output: a line of a command's live output.
 Kind = Literal["step", "cmd", "info", "warn", "output"]
@@ -25,6 +27,6 @@ def set_sink(sink: Sink | None) -> None:
 
 
 def log(message: str, kind: Kind = "step") -> None:
-    """Report one line of progress through the installed sink."""
+    """Report one line of progress through the installed sink, with URL credentials masked."""
     if _sink is not None:
-        _sink(message, kind)
+        _sink(redact(message), kind)

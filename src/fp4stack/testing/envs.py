@@ -44,6 +44,8 @@ def ensure(venv: Path, recipe: EnvRecipe) -> Path:
     # Hash what the recipe points at, so a rebuilt wheel or an edited requirements file
     # changes the stamp even when the names stay the same.
     files = [*recipe.requirement_files, *([recipe.wheel] if recipe.wheel else [])]
+    # An editable project's dependencies live in its pyproject.toml: a new one must reinstall.
+    files += [str(Path(recipe.editable) / "pyproject.toml")] if recipe.editable else []
     recipe = replace(recipe, inputs={**recipe.inputs, **{f: sha256_of(Path(f)) for f in files}})
     stamp = venv / STAMP
     if _stamped_digest(stamp) == recipe.digest():
