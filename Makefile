@@ -1,7 +1,8 @@
 # A thin front over the `fp4stack` tool: every target is one `fp4stack <verb>`.
 # The first target that needs it creates build/venv/tool/ (fp4stack itself, ruff, mypy, and
 # pytest for mypy to read the seeding plugin's types).
-# Limit a target to some upstreams with UPSTREAM="vllm modelopt".
+# Limit a target to some lines with UPSTREAM="vllm@0.28.0 modelopt" (a bare upstream name
+# means all of its lines).
 
 PYTHON ?= python3
 TOOL_VENV := build/venv/tool

@@ -13,90 +13,107 @@ from pathlib import Path
 import pytest
 
 from fp4stack.core import git
-from fp4stack.stack.pins import Project, load_project
+from fp4stack.stack.pins import Line, Project, load_project
 
 CORE = "def scale(x):\n    return x * 2\n"
 INIT = "from toy.core import scale\n"
-WHEEL_FILES = {
-    "toy/__init__.py": INIT,
-    "toy/core.py": CORE,
-    "toy/_native.so": "\x7fELF pretend this is compiled\n" * 50,
-    "toy-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: toy\nVersion: 1.0\n",
-    "toy-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nTag: py3-none-any\n",
-}
+TEST_CORE = "from toy import scale\n\ndef test_scale():\n    assert scale(2) == 4\n"
 
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_sdist(path: Path) -> None:
-    files = {
-        "toy-1.0/src/toy/__init__.py": INIT,
-        "toy-1.0/src/toy/core.py": CORE,
-        "toy-1.0/tests/test_core.py": "from toy import scale\n\ndef test_scale():\n"
-        "    assert scale(2) == 4\n",
-        "toy-1.0/pyproject.toml": "[project]\nname='toy'\n",
-    }
+def _write_sdist(path: Path, version: str, files: dict[str, str]) -> None:
     with tarfile.open(path, "w:gz") as archive:
-        for name, text in files.items():
-            info = tarfile.TarInfo(name)
+        for name, text in {**files, "pyproject.toml": "[project]\nname='toy'\n"}.items():
+            info = tarfile.TarInfo(f"toy-{version}/{name}")
             info.size = len(text.encode())
             archive.addfile(info, io.BytesIO(text.encode()))
 
 
-def _write_wheel(path: Path) -> None:
+def _write_wheel(path: Path, version: str, files: dict[str, str]) -> None:
+    info = f"toy-{version}.dist-info"
+    members = {
+        **{name.removeprefix("src/"): text for name, text in files.items()
+           if name.startswith("src/")},
+        "toy/_native.so": "\x7fELF pretend this is compiled\n" * 50,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: toy\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nTag: py3-none-any\n",
+    }  # fmt: skip
     record = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as wheel:
-        for name, text in WHEEL_FILES.items():
+        for name, text in members.items():
             data = text.encode()
             wheel.writestr(name, data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
             record.append(f"{name},sha256={digest},{len(data)}")
-        wheel.writestr(
-            "toy-1.0.dist-info/RECORD", "\n".join(record) + "\ntoy-1.0.dist-info/RECORD,,\n"
-        )
+        wheel.writestr(f"{info}/RECORD", "\n".join(record) + f"\n{info}/RECORD,,\n")
 
 
-PINS = """\
+def release_files(core: str = CORE, **extra: str) -> dict[str, str]:
+    """The toy's source tree at one release: ``core`` is src/toy/core.py."""
+    return {"src/toy/__init__.py": INIT, "src/toy/core.py": core,
+            "tests/test_core.py": TEST_CORE, **extra}  # fmt: skip
+
+
+def make_release(where: Path, version: str, files: dict[str, str] | None = None) -> dict[str, str]:
+    """Write toy-<version>.tar.gz and its py3-none-any wheel into ``where``: name -> sha256."""
+    where.mkdir(parents=True, exist_ok=True)
+    files = files or release_files()
+    sdist, wheel = where / f"toy-{version}.tar.gz", where / f"toy-{version}-py3-none-any.whl"
+    _write_sdist(sdist, version, files)
+    _write_wheel(wheel, version, files)
+    return {sdist.name: _sha(sdist), wheel.name: _sha(wheel)}
+
+
+SHARED = """\
 [toy]
 git = "https://example.invalid/toy"
-tag = "1.0"
-commit = "0000000000000000000000000000000000000000"
 submodule = "upstream/toy"
 distribution = "toy"
-version = "1.0"
 source = "sdist"
 package_root = "src"
-[toy.sdist]
-filename = "toy-1.0.tar.gz"
+"""
+
+LINE = """
+[toy.lines."{version}"]
+tag = "v{version}"
+commit = "0000000000000000000000000000000000000000"
+[toy.lines."{version}".sdist]
+filename = "toy-{version}.tar.gz"
 sha256 = "{sdist}"
-[toy.wheel]
-filename = "toy-1.0-py3-none-any.whl"
+[toy.lines."{version}".wheel]
+filename = "toy-{version}-py3-none-any.whl"
 sha256 = "{wheel}"
-[toy.env]
+[toy.lines."{version}".env]
 torch = "2.13.0"
 """
 
 
+def line_table(version: str, hashes: dict[str, str]) -> str:
+    """The pins.toml table of the toy line at ``version``."""
+    return LINE.format(version=version, sdist=hashes[f"toy-{version}.tar.gz"],
+                       wheel=hashes[f"toy-{version}-py3-none-any.whl"])  # fmt: skip
+
+
 @pytest.fixture
 def toy(tmp_path: Path) -> Project:
-    """A checkout with one pinned toy upstream whose artifacts sit in the cache."""
+    """A checkout with one toy line, toy@1.0, whose artifacts sit in the cache."""
     cache = tmp_path / "build" / "cache"
-    cache.mkdir(parents=True)
-    _write_sdist(cache / "toy-1.0.tar.gz")
-    _write_wheel(cache / "toy-1.0-py3-none-any.whl")
+    hashes = make_release(cache, "1.0")
     (tmp_path / "upstream").mkdir()
-    (tmp_path / "upstream" / "pins.toml").write_text(
-        PINS.format(
-            sdist=_sha(cache / "toy-1.0.tar.gz"), wheel=_sha(cache / "toy-1.0-py3-none-any.whl")
-        )
-    )
-    (tmp_path / "patches" / "toy").mkdir(parents=True)
-    (tmp_path / "patches" / "toy" / "series").write_text("# toy stack\n")
+    (tmp_path / "upstream" / "pins.toml").write_text(SHARED + line_table("1.0", hashes))
+    (tmp_path / "patches" / "toy" / "1.0").mkdir(parents=True)
+    (tmp_path / "patches" / "toy" / "1.0" / "series").write_text("# toy stack\n")
     (tmp_path / "tests" / "toy").mkdir(parents=True)
     (tmp_path / "tests" / "toy" / "test_scale.py").write_text("def test_triples():\n    pass\n")
     return load_project(tmp_path)
+
+
+def toy_line(project: Project) -> Line:
+    """The toy fixture's one line."""
+    return project.lines["toy@1.0"]
 
 
 MESSAGE = """Triple instead of double
@@ -131,3 +148,13 @@ def commit_edit(repo: Path, path: str, text: str, message: str = MESSAGE) -> Non
         check=True,
         env={"GIT_AUTHOR_DATE": "2026-01-02T03:04:05Z", "PATH": "/usr/bin:/bin"},
     )
+
+
+def add_line(project: Project, version: str, files: dict[str, str] | None = None) -> Project:
+    """Pin a second toy release as a line of its own (artifacts in the cache, empty series)."""
+    hashes = make_release(project.cache, version, files)
+    pins = project.root / "upstream" / "pins.toml"
+    pins.write_text(pins.read_text() + line_table(version, hashes))
+    (project.root / "patches" / "toy" / version).mkdir(parents=True, exist_ok=True)
+    (project.root / "patches" / "toy" / version / "series").write_text("# toy stack\n")
+    return load_project(project.root)

@@ -10,13 +10,13 @@ from fp4stack.stack.apply import apply
 from fp4stack.stack.refresh import refresh, stale
 from fp4stack.stack.series import read_series
 
-from .conftest import commit_edit
+from .conftest import commit_edit, toy_line
 
 TRIPLE = "def scale(x):\n    return x * 3\n"
 
 
 def _stack_with_one_patch(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", TRIPLE)
     assert refresh(toy, upstream)
@@ -24,7 +24,7 @@ def _stack_with_one_patch(toy):
 
 
 def test_apply_twice_is_a_no_op(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     assert apply(toy, upstream) is True
     head = git.rev_parse(toy.src(upstream), "HEAD")
     assert apply(toy, upstream) is False
@@ -66,7 +66,7 @@ def test_changed_series_rebuilds_from_pristine(toy):
 
 
 def test_apply_refuses_to_discard_unexported_commits(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", TRIPLE)
     with pytest.raises(PatchError, match="not exported"):

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+from .conftest import toy_line
+
 
 def _fp4stack(root, *args):
     env = {**os.environ, "FP4STACK_ROOT": str(root)}
@@ -20,10 +22,14 @@ def test_help_lists_every_verb(toy):
         assert f"    {verb} " in result.stdout
 
 
-def test_unknown_upstream_is_one_clear_error(toy):
-    result = _fp4stack(toy.root, "apply", "nope")
-    assert result.returncode == 2
-    assert result.stderr.strip() == "ERROR: unknown upstream nope (pinned: toy)"
+def test_unknown_line_is_one_clear_error_naming_our_lines(toy):
+    for name in ("nope", "toy@9.9"):
+        result = _fp4stack(toy.root, "apply", name)
+        assert result.returncode == 2
+        assert result.stderr.strip() == (
+            f"ERROR: unknown line {name} (lines: toy@1.0; "
+            "a bare upstream name means all of its lines)"
+        )
 
 
 def test_apply_twice_then_lint_and_refresh_check(toy):
@@ -36,7 +42,7 @@ def test_apply_twice_then_lint_and_refresh_check(toy):
 
 
 def test_lint_fails_with_the_patch_named(toy):
-    (toy.patches(toy.upstreams["toy"]) / "stray.patch").write_text("x\n")
+    (toy.patches(toy_line(toy)) / "stray.patch").write_text("x\n")
     result = _fp4stack(toy.root, "lint", "--no-export-check")
     assert result.returncode == 1
-    assert "patches/toy/stray.patch: not listed in patches/toy/series" in result.stdout
+    assert "patches/toy/1.0/stray.patch: not listed in patches/toy/1.0/series" in result.stdout

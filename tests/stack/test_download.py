@@ -28,6 +28,8 @@ from fp4stack.core.errors import SourceError
 from fp4stack.core.pipconfig import parse_config_list
 from fp4stack.core.redact import redact
 
+from .conftest import toy_line
+
 USER, TOKEN = "ci", "tok-s3cret-7f2a"
 
 
@@ -142,7 +144,7 @@ def served(toy):
 
 
 def _sdist(toy):
-    return toy.upstreams["toy"].source_artifact
+    return toy_line(toy).source_artifact
 
 
 def _fetch(toy):

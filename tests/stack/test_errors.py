@@ -16,7 +16,7 @@ from fp4stack.core import git
 from fp4stack.stack.apply import apply
 from fp4stack.stack.refresh import refresh
 
-from .conftest import commit_edit
+from .conftest import commit_edit, toy_line
 
 
 def _fp4stack(root: Path, *args: str, env: dict[str, str] | None = None):
@@ -52,13 +52,13 @@ def test_failing_git_archive(toy):
     pins.write_text(pins.read_text().replace("0" * 40, commit))
 
     below = _assert_one_error(
-        _fp4stack(toy.root, "apply"), 1, "toy: cannot prepare the pristine tree", "git"
+        _fp4stack(toy.root, "apply"), 1, "toy@1.0: cannot prepare the pristine tree", "git"
     )
     assert any(line.startswith("  | ") for line in below), "git's own message goes below"
 
 
 def test_failing_git_am(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return x * 3\n")
     refresh(toy, upstream)

@@ -6,11 +6,11 @@ from fp4stack.stack.apply import apply
 from fp4stack.stack.lint import lint_series
 from fp4stack.stack.refresh import refresh
 
-from .conftest import MESSAGE, commit_edit
+from .conftest import MESSAGE, commit_edit, toy_line
 
 
 def _lint_with(toy, message):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return 3 * x\n", message)
     refresh(toy, upstream)
@@ -42,7 +42,7 @@ def test_a_patch_without_a_description_is_reported(toy):
 
 
 def test_series_and_files_must_agree(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     patch_dir = toy.patches(upstream)
     (patch_dir / "stray.patch").write_text("not listed\n")
     (patch_dir / "series").write_text("ghost.patch\n")

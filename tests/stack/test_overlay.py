@@ -8,7 +8,7 @@ import sys
 from fp4stack.stack.apply import apply
 from fp4stack.testing import overlay
 
-from .conftest import commit_edit
+from .conftest import commit_edit, toy_line
 
 
 def _install_fake(site, files):
@@ -18,7 +18,7 @@ def _install_fake(site, files):
 
 
 def test_overlay_swaps_only_touched_files(toy, tmp_path):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     repo = toy.src(upstream)
     commit_edit(repo, "src/toy/core.py", "def scale(x):\n    return x * 3\n")
@@ -48,7 +48,7 @@ def test_overlay_swaps_only_touched_files(toy, tmp_path):
 
 
 def test_overlay_carries_a_touched_dist_info_whole(toy, tmp_path):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     repo = toy.src(upstream)
     (repo / "toy-1.0.dist-info").mkdir()

@@ -10,11 +10,11 @@ from fp4stack.stack import pr
 from fp4stack.stack.apply import apply
 from fp4stack.stack.refresh import refresh
 
-from .conftest import MESSAGE, commit_edit
+from .conftest import MESSAGE, commit_edit, toy_line
 
 
 def test_pending_patch_becomes_a_branch_and_a_description(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return x * 3\n")
     refresh(toy, upstream)
@@ -31,7 +31,7 @@ def test_pending_patch_becomes_a_branch_and_a_description(toy):
 
 
 def test_a_patch_that_needs_an_earlier_one_names_it(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     repo = toy.src(upstream)
     commit_edit(
@@ -53,7 +53,7 @@ def test_a_patch_that_needs_an_earlier_one_names_it(toy):
 
 
 def test_a_patch_to_generated_wheel_metadata_is_not_cut(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     repo = toy.src(upstream)
     (repo / "toy-1.0.dist-info").mkdir()

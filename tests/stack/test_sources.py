@@ -7,9 +7,11 @@ import pytest
 from fp4stack.core.errors import SourceError
 from fp4stack.stack.apply import apply
 
+from .conftest import toy_line
+
 
 def test_tampered_sdist_is_refused_and_nothing_is_created(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     sdist = toy.cache / "toy-1.0.tar.gz"
     data = bytearray(sdist.read_bytes())
     data[-10] ^= 0xFF
@@ -24,7 +26,7 @@ def test_tampered_sdist_is_refused_and_nothing_is_created(toy):
 def test_pristine_tree_has_an_upstream_branch(toy):
     from fp4stack.core import git
 
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     repo = toy.src(upstream)
     assert git.rev_parse(repo, "upstream") == git.rev_parse(repo, "HEAD")

@@ -15,7 +15,7 @@ from fp4stack.core.errors import BuildError
 from fp4stack.stack.apply import apply
 from fp4stack.stack.refresh import refresh
 
-from .conftest import commit_edit
+from .conftest import commit_edit, toy_line
 
 
 def _raw(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
@@ -29,7 +29,7 @@ def _raw(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 
 
 def _patched_build(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return x * 3\n")
     refresh(toy, upstream)
@@ -70,7 +70,7 @@ def test_two_builds_are_byte_identical(toy):
 
 
 def test_a_pristine_file_that_differs_from_the_wheel_is_refused(toy):
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     apply(toy, upstream)
     wheel = toy.cache / upstream.wheel.filename
     # Re-pin a wheel whose core.py is not what the sdist has: the patch would not apply to it.
@@ -88,7 +88,7 @@ def test_a_pristine_file_that_differs_from_the_wheel_is_refused(toy):
     from fp4stack.stack.pins import load_project
 
     toy = load_project(toy.root)
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return x * 3\n")
     refresh(toy, upstream)
     with pytest.raises(BuildError, match=r"src/toy/core\.py"):
@@ -98,7 +98,7 @@ def test_a_pristine_file_that_differs_from_the_wheel_is_refused(toy):
 def test_verification_catches_a_changed_compiled_member(toy, tmp_path):
     from fp4stack.build.wheel import verify_unchanged
 
-    upstream = toy.upstreams["toy"]
+    upstream = toy_line(toy)
     official_path = toy.cache / upstream.wheel.filename
     tampered = tmp_path / "tampered.whl"
     with zipfile.ZipFile(official_path) as old, zipfile.ZipFile(tampered, "w") as new:

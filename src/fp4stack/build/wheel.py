@@ -24,7 +24,7 @@ from fp4stack.stack import sources
 from fp4stack.core.download import fetch
 from fp4stack.core.errors import BuildError, stage
 from fp4stack.core.log import log
-from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.pins import Project, Line
 from fp4stack.stack.series import stack_digest
 from fp4stack.core.zipcopy import ZipCopier, raw_chunks
 
@@ -49,48 +49,48 @@ class WheelName:
         return f"{self.name}-{version}-{self.tags}.whl"
 
 
-def local_version(project: Project, upstream: Upstream) -> str:
+def local_version(project: Project, line: Line) -> str:
     """``<version>+fp4stack.<id>``, the id derived from the series content."""
-    digest = stack_digest(project.patches(upstream))[:ID_LENGTH]
-    return f"{upstream.version}+{LOCAL_LABEL}.{digest}"
+    digest = stack_digest(project.patches(line))[:ID_LENGTH]
+    return f"{line.version}+{LOCAL_LABEL}.{digest}"
 
 
-def patched_wheel_path(project: Project, upstream: Upstream) -> Path:
+def patched_wheel_path(project: Project, line: Line) -> Path:
     """Where ``build_wheel`` writes the patched wheel of ``upstream``."""
-    official = WheelName.parse(upstream.wheel.filename)
-    return project.dist / official.with_version(local_version(project, upstream))
+    official = WheelName.parse(line.wheel.filename)
+    return project.dist / official.with_version(local_version(project, line))
 
 
-def build_wheel(project: Project, upstream: Upstream) -> Path:
+def build_wheel(project: Project, line: Line) -> Path:
     """Repack the official wheel with the files the applied series changed; return its path."""
-    official_path = fetch(upstream.distribution, upstream.wheel, project.cache)
-    replacements = _replacements(project, upstream, official_path)
-    target = patched_wheel_path(project, upstream)
+    official_path = fetch(line.distribution, line.wheel, project.cache)
+    replacements = _replacements(project, line, official_path)
+    target = patched_wheel_path(project, line)
     temporary = target.with_name(f".{target.name}.tmp")
     started = time.perf_counter()
     try:
-        with stage(BuildError, f"{upstream.id}: cannot write {target.name}"):
+        with stage(BuildError, f"{line.id}: cannot write {target.name}"):
             target.parent.mkdir(parents=True, exist_ok=True)
             with zipfile.ZipFile(official_path) as official, temporary.open("wb") as out:
-                _repack(official, out, replacements, local_version(project, upstream))
+                _repack(official, out, replacements, local_version(project, line))
             with zipfile.ZipFile(official_path) as official, zipfile.ZipFile(temporary) as patched:
                 verify_unchanged(official, patched, replacements)
             os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
     _remove_older_builds(target)
-    log(f"{upstream.id}: wrote {target.name} in {time.perf_counter() - started:.1f} s "
+    log(f"{line.id}: wrote {target.name} in {time.perf_counter() - started:.1f} s "
         f"({len(replacements)} patched files)")  # fmt: skip
     return target
 
 
 def _replacements(
-    project: Project, upstream: Upstream, official_path: Path
+    project: Project, line: Line, official_path: Path
 ) -> dict[str, bytes | None]:
     """Wheel member -> patched bytes (None: deleted), checked against the official wheel."""
-    repo = project.src(upstream)
+    repo = project.src(line)
     base, head = sources.UPSTREAM_BRANCH, "HEAD"
-    prefix = f"{upstream.package_root}/" if upstream.package_root else ""
+    prefix = f"{line.package_root}/" if line.package_root else ""
     with zipfile.ZipFile(official_path) as official:
         members = set(official.namelist())
         top_level = {name.split("/", 1)[0] for name in members}
@@ -102,8 +102,8 @@ def _replacements(
             pristine = git.show_file(repo, base, path)
             if member in members and pristine != official.read(member):
                 raise BuildError(
-                    f"{path} in the pristine {upstream.source} differs from {member} in "
-                    f"{upstream.wheel.filename}: the patch would not apply to what the wheel ships"
+                    f"{path} in the pristine {line.source} differs from {member} in "
+                    f"{line.wheel.filename}: the patch would not apply to what the wheel ships"
                 )
             replacements[member] = git.show_file(repo, head, path)
     return replacements
@@ -220,8 +220,10 @@ def _new_date() -> tuple[int, int, int, int, int, int]:
 
 
 def _remove_older_builds(target: Path) -> None:
-    """Drop earlier fp4stack builds of the same distribution, so dist/*.whl stays installable."""
+    """Drop earlier fp4stack builds of the same line (distribution and release): one wheel
+    per line in dist/. Wheels of the other lines of the distribution stay beside it."""
     keep = WheelName.parse(target.name)
-    for other in target.parent.glob(f"{keep.name}-*+{LOCAL_LABEL}.*.whl"):
+    release = keep.version.split("+", 1)[0]
+    for other in target.parent.glob(f"{keep.name}-{release}+{LOCAL_LABEL}.*.whl"):
         if other != target:
             other.unlink()

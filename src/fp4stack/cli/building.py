@@ -26,8 +26,8 @@ def run_wheel(args: argparse.Namespace) -> int:
     from fp4stack.build.wheel import build_wheel
     from fp4stack.stack.apply import apply
 
-    project, upstreams = selected(args)
-    for upstream in upstreams:
-        apply(project, upstream)
-        print(build_wheel(project, upstream).relative_to(project.root))
+    project, chosen = selected(args)
+    for line in chosen:
+        apply(project, line)
+        print(build_wheel(project, line).relative_to(project.root))
     return 0

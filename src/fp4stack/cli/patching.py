@@ -41,26 +41,26 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run_apply(args: argparse.Namespace) -> int:
     from fp4stack.stack.apply import apply
 
-    project, upstreams = selected(args)
-    for upstream in upstreams:
-        apply(project, upstream, force=args.force)
+    project, chosen = selected(args)
+    for line in chosen:
+        apply(project, line, force=args.force)
     return 0
 
 
 def run_refresh(args: argparse.Namespace) -> int:
     from fp4stack.stack.refresh import refresh, stale
 
-    project, upstreams = selected(args)
+    project, chosen = selected(args)
     stale_any = False
-    for upstream in upstreams:
+    for line in chosen:
         if args.check:
-            changed = stale(project, upstream)
+            changed = stale(project, line)
             verb = "would change"
         else:
-            changed = refresh(project, upstream)
+            changed = refresh(project, line)
             verb = "changed"
         for name in changed:
-            print(f"patches/{upstream.id}/{name}: {verb}")
+            print(f"{line.patch_dir}/{name}: {verb}")
         stale_any = stale_any or bool(changed)
     if args.check and stale_any:
         print("patches need update: run `make refresh`")
@@ -89,21 +89,21 @@ def run_lint(args: argparse.Namespace) -> int:
     from fp4stack.stack.lint import lint_series
     from fp4stack.stack.refresh import stale
 
-    project, upstreams = selected(args)
+    project, chosen = selected(args)
     problems: list[str] = []
-    for upstream in upstreams:
-        found = lint_series(project, upstream)
+    for line in chosen:
+        found = lint_series(project, line)
         if not found and not args.no_export_check:
-            apply(project, upstream)
-            found = [f"patches/{upstream.id}/{n}: a re-export would change it; run "
-                     "`make refresh`" for n in stale(project, upstream)]  # fmt: skip
+            apply(project, line)
+            found = [f"{line.patch_dir}/{n}: a re-export would change it; run "
+                     "`make refresh`" for n in stale(project, line)]  # fmt: skip
         problems += found
     for problem in problems:
         print(problem)
     if problems:
         print(f"{len(problems)} problem(s)")
         return 1
-    print(f"patch lint: {len(upstreams)} stacks clean")
+    print(f"patch lint: {len(chosen)} stacks clean")
     return 0
 
 
@@ -128,19 +128,19 @@ def run_pr(args: argparse.Namespace) -> int:
     from fp4stack.stack import pr
     from fp4stack.stack.apply import apply
 
-    project, upstreams = selected(args)
+    project, chosen = selected(args)
     count, failed = 0, 0
-    for upstream in upstreams:
-        apply(project, upstream)
-        for patch in pr.candidates(project, upstream, args.patch):
+    for line in chosen:
+        apply(project, line)
+        for patch in pr.candidates(project, line, args.patch):
             count += 1
             try:
-                cut = pr.cut(project, upstream, patch)
+                cut = pr.cut(project, line, patch)
             except PatchError as error:
-                print(f"{upstream.id}: {error}")
+                print(f"{line.id}: {error}")
                 failed += 1
                 continue
-            print(f"{upstream.id}: {cut.branch}  {cut.folder.relative_to(project.root)}/PR.md")
+            print(f"{line.id}: {cut.branch}  {cut.folder.relative_to(project.root)}/PR.md")
     if not count:
         print("no patches to send upstream (none is Pending or Submitted)")
     return 1 if failed else 0

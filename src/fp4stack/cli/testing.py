@@ -43,10 +43,10 @@ def run_prove(args: argparse.Namespace) -> int:
     from fp4stack.testing import suites
     from fp4stack.testing.prove import prove
 
-    project, upstreams = selected(args)
+    project, chosen = selected(args)
     proofs = []
-    for upstream in upstreams:
-        proofs += prove(project, upstream, suites.upstream_env(project, upstream))
+    for line in chosen:
+        proofs += prove(project, line, suites.upstream_env(project, line))
     print(format_table(proofs) if proofs else "no patches to prove")
     return 0 if all(p.proven for p in proofs) else 1
 
@@ -54,8 +54,8 @@ def run_prove(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     from fp4stack.testing import suites
 
-    project, upstreams = selected(args)
-    outcomes = [suites.run_upstream(project, upstream) for upstream in upstreams]
+    project, chosen = selected(args)
+    outcomes = [suites.run_upstream(project, line) for line in chosen]
     if not args.no_tools and not args.upstreams:
         outcomes.append(suites.run_tools(project))
     print(summary(outcomes))
@@ -63,7 +63,7 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def summary(outcomes: list[Outcome]) -> str:
-    """The closing report: per upstream, suite and our counts, then the prove table."""
+    """The closing report: per line, suite and our counts, then the prove table."""
     lines = ["", "=== fp4stack test summary ==="]
     for o in outcomes:
         suite = _counts(o.suite) if o.suite else f"skipped: {o.suite_note}"

@@ -14,7 +14,7 @@ from fp4stack.core.errors import CommandError, PatchError, stage
 from fp4stack.core.fs import write_atomic
 from fp4stack.core.log import log
 from fp4stack.stack import sources
-from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.pins import Line, Project
 from fp4stack.stack.series import series_paths, stack_digest
 
 STATE_FILE = "fp4stack-state.json"
@@ -33,41 +33,41 @@ class State:
     source: str
 
 
-def apply(project: Project, upstream: Upstream, force: bool = False) -> bool:
+def apply(project: Project, line: Line, force: bool = False) -> bool:
     """Make ``build/src/<id>`` the pristine tree plus the series; False if already so."""
-    with stage(PatchError, f"{upstream.id}: cannot apply patches/{upstream.id}/"):
-        return _apply(project, upstream, force)
+    with stage(PatchError, f"{line.id}: cannot apply {line.patch_dir}/"):
+        return _apply(project, line, force)
 
 
-def _apply(project: Project, upstream: Upstream, force: bool) -> bool:
-    repo = project.src(upstream)
-    patches = series_paths(project.patches(upstream))
-    source = sources.source_identity(project, upstream)
-    inputs = inputs_digest(project, upstream, source)
+def _apply(project: Project, line: Line, force: bool) -> bool:
+    repo = project.src(line)
+    patches = series_paths(project.patches(line))
+    source = sources.source_identity(project, line)
+    inputs = inputs_digest(project, line, source)
     state = read_state(repo)
     if state and not force:
-        _refuse_to_lose_work(repo, upstream, state)
+        _refuse_to_lose_work(repo, line, state)
         if state.inputs == inputs:
-            log(f"{upstream.id}: up to date ({len(patches)} patches)")
+            log(f"{line.id}: up to date ({len(patches)} patches)")
             return False
     if state is None or state.source != source or not _has_upstream(repo):
-        sources.import_pristine(project, upstream, repo)
+        sources.import_pristine(project, line, repo)
     else:
         _abort_am(repo)
     git.git(repo, "checkout", "-q", "-f", "-B", sources.PATCHED_BRANCH, sources.UPSTREAM_BRANCH)
     git.git(repo, "clean", "-q", "-f", "-d", "-x")
-    _am(repo, upstream, patches)
+    _am(repo, line, patches)
     write_state(repo, State(inputs, git.rev_parse(repo, "HEAD"), source))
-    log(f"{upstream.id}: applied {len(patches)} patches onto {upstream.version}")
+    log(f"{line.id}: applied {len(patches)} patches onto {line.version}")
     return True
 
 
-def inputs_digest(project: Project, upstream: Upstream, source: str) -> str:
-    digest = stack_digest(project.patches(upstream))
+def inputs_digest(project: Project, line: Line, source: str) -> str:
+    digest = stack_digest(project.patches(line))
     return hashlib.sha256(f"{source}\0{digest}".encode()).hexdigest()
 
 
-def _refuse_to_lose_work(repo: Path, upstream: Upstream, state: State) -> None:
+def _refuse_to_lose_work(repo: Path, line: Line, state: State) -> None:
     if git.am_in_progress(repo):
         raise PatchError(
             f"{repo}: a `git am` is stopped on a patch",
@@ -76,12 +76,12 @@ def _refuse_to_lose_work(repo: Path, upstream: Upstream, state: State) -> None:
         )
     if git.rev_parse(repo, "HEAD") != state.head or not git.is_clean(repo):
         raise PatchError(
-            f"{repo} has commits or changes not exported to patches/{upstream.id}/",
+            f"{repo} has commits or changes not exported to {line.patch_dir}/",
             hint="`make refresh` keeps them; `fp4stack apply --force` discards them",
         )
 
 
-def _am(repo: Path, upstream: Upstream, patches: list[Path]) -> None:
+def _am(repo: Path, line: Line, patches: list[Path]) -> None:
     if not patches:
         return
     try:
@@ -92,7 +92,7 @@ def _am(repo: Path, upstream: Upstream, patches: list[Path]) -> None:
         index = int(failed.group(1)) - 1 if failed else 0
         files = sorted(set(re.findall(r"error: (?:patch failed: )?([^:\s]+)[:]", text)))
         raise PatchError(
-            f"patches/{upstream.id}/{patches[index].name} does not apply"
+            f"{line.patch_dir}/{patches[index].name} does not apply"
             + (f" (files: {', '.join(files)})" if files else ""),
             hint=f"fix it in {repo}, `git add` the result and run `git -C {repo} am --continue`, "
             "then `make refresh`",

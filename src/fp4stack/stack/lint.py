@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.pins import Line, Project
 from fp4stack.stack.series import SERIES, PatchInfo, parse_patch, read_series
 
 STATUS = re.compile(r"^(Backport|Submitted|Pending|Inappropriate) \[(.+)\]$")
@@ -14,9 +14,9 @@ URL = re.compile(r"^https?://\S+$")
 VERSION = re.compile(r"^v?\d+(\.\d+)*\S*$")
 
 
-def lint_series(project: Project, upstream: Upstream) -> list[str]:
+def lint_series(project: Project, line: Line) -> list[str]:
     """Problems with ``patches/<id>/``: series/file mismatches and bad headers."""
-    patch_dir = project.patches(upstream)
+    patch_dir = project.patches(line)
     rel = patch_dir.relative_to(project.root)
     names = read_series(patch_dir)
     problems = [f"{rel}/{SERIES}: lists {n}, which does not exist"

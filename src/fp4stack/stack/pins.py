@@ -1,4 +1,10 @@
-"""Where things live in an fp4stack checkout, and the pinned upstreams it declares."""
+"""Where things live in an fp4stack checkout, and the release lines it declares.
+
+A *line* is one upstream at one release: ``vllm@0.28.0``. ``upstream/pins.toml`` has one
+table per upstream with what its lines share (git, submodule, distribution, source,
+package_root) and one ``[<upstream>.lines."<version>"]`` table per line with the rest (tag,
+commit, artifacts, env, tests). A line may override any shared key.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from packaging.version import InvalidVersion, Version
+
 from fp4stack.core.errors import UsageError
 
 PINS = Path("upstream") / "pins.toml"
+LINE_SEPARATOR = "@"
+# Tests that must branch on the release they run against read it from this variable.
+LINE_ENV = "FP4STACK_LINE"
 
 
 @dataclass(frozen=True)
@@ -24,7 +35,7 @@ class Artifact:
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What an upstream's test venv holds besides the patched wheel."""
+    """What a line's test venv holds besides the patched wheel."""
 
     torch: str
     requires: tuple[str, ...]
@@ -44,10 +55,10 @@ class TestSpec:
 
 
 @dataclass(frozen=True)
-class Upstream:
-    """One pinned upstream, as declared in ``upstream/pins.toml``."""
+class Line:
+    """One upstream at one release, as declared in ``upstream/pins.toml``."""
 
-    id: str
+    upstream: str
     git: str
     tag: str
     commit: str
@@ -62,22 +73,32 @@ class Upstream:
     tests: TestSpec
 
     @property
+    def id(self) -> str:
+        """``<upstream>@<version>``: names the line on the command line and under build/."""
+        return f"{self.upstream}{LINE_SEPARATOR}{self.version}"
+
+    @property
     def source_artifact(self) -> Artifact:
         """The artifact whose contents are the tree the series applies to."""
         return self.sdist if self.source == "sdist" and self.sdist else self.wheel
 
     @property
     def tests_dir_name(self) -> str:
-        """Our tests for this upstream live in ``tests/<this>``."""
-        return self.id.replace("-", "_")
+        """Our tests for this upstream live in ``tests/<this>``, shared by its lines."""
+        return self.upstream.replace("-", "_")
+
+    @property
+    def patch_dir(self) -> Path:
+        """``patches/<upstream>/<version>``, relative to the checkout root."""
+        return Path("patches") / self.upstream / self.version
 
 
 @dataclass(frozen=True)
 class Project:
-    """An fp4stack checkout: its root, its pins and its build directories."""
+    """An fp4stack checkout: its root, its lines and its build directories."""
 
     root: Path
-    upstreams: dict[str, Upstream] = field(default_factory=dict)
+    lines: dict[str, Line] = field(default_factory=dict)
 
     @cached_property
     def build(self) -> Path:
@@ -91,24 +112,58 @@ class Project:
     def dist(self) -> Path:
         return self.root / "dist"
 
-    def src(self, upstream: Upstream) -> Path:
-        return self.build / "src" / upstream.id
+    @property
+    def upstreams(self) -> list[str]:
+        """Upstream names in pin order."""
+        return list(dict.fromkeys(line.upstream for line in self.lines.values()))
 
-    def patches(self, upstream: Upstream) -> Path:
-        return self.root / "patches" / upstream.id
+    def src(self, line: Line) -> Path:
+        return self.build / "src" / line.id
+
+    def patches(self, line: Line) -> Path:
+        return self.root / line.patch_dir
+
+    def ci_list(self, kind: Literal["select", "deselect"], line: Line) -> Path:
+        """``ci/<kind>/<upstream>/<version>.txt``: the line's upstream tests run or set aside."""
+        return self.root / "ci" / kind / line.upstream / f"{line.version}.txt"
 
     def venv(self, name: str) -> Path:
         return self.build / "venv" / name
 
-    def select(self, names: list[str] | None) -> list[Upstream]:
-        """The named upstreams in pin order, or all of them; unknown names are an error."""
+    def lines_of(self, upstream: str) -> list[Line]:
+        """The lines of ``upstream``, oldest release first."""
+        return sorted((ln for ln in self.lines.values() if ln.upstream == upstream),
+                      key=lambda ln: Version(ln.version))  # fmt: skip
+
+    def newest(self, upstream: str) -> Line:
+        """The line at the newest release of ``upstream``."""
+        return self.lines_of(upstream)[-1]
+
+    def line(self, name: str) -> Line:
+        """The line ``<upstream>@<version>``; an unknown one is a UsageError naming ours."""
+        if name in self.lines:
+            return self.lines[name]
+        raise UsageError(f"unknown line {name} (lines: {', '.join(self.lines)})")
+
+    def select(self, names: list[str] | None) -> list[Line]:
+        """Lines by id, or every line of an upstream named bare; all lines when none named.
+
+        Pin order, oldest release first within an upstream; unknown names are an error.
+        """
         if not names:
-            return list(self.upstreams.values())
-        unknown = [n for n in names if n not in self.upstreams]
+            return [ln for up in self.upstreams for ln in self.lines_of(up)]
+        unknown = [n for n in names if n not in self.lines and n not in self.upstreams]
         if unknown:
-            known = ", ".join(self.upstreams)
-            raise UsageError(f"unknown upstream {', '.join(unknown)} (pinned: {known})")
-        return [self.upstreams[n] for n in names]
+            raise UsageError(
+                f"unknown line {', '.join(unknown)} (lines: {', '.join(self.lines)}; "
+                "a bare upstream name means all of its lines)"
+            )
+        chosen: list[Line] = []
+        for name in names:
+            for line in self.lines_of(name) if name in self.upstreams else [self.lines[name]]:
+                if line not in chosen:
+                    chosen.append(line)
+        return chosen
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -138,30 +193,50 @@ def load_project(root: Path | None = None) -> Project:
         raise UsageError(f"{path}: not valid TOML: {error}", hint=_PINS_HINT) from error
     except OSError as error:
         raise UsageError(f"{path}: cannot read: {error.strerror}", hint=_PINS_HINT) from error
-    upstreams = {uid: _upstream(uid, table, path) for uid, table in tables.items()}
-    return Project(root=root, upstreams=upstreams)
+    lines: dict[str, Line] = {}
+    for name, table in tables.items():
+        for line in _lines(name, table, path):
+            lines[line.id] = line
+    return Project(root=root, lines=lines)
 
 
 SOURCES = ("sdist", "wheel")
+# Keys a line must have (after merging its upstream's shared keys).
+_LINE_KEYS = ("git", "tag", "commit", "submodule", "distribution", "source", "wheel", "env")
 
 
-def _upstream(uid: str, table: dict[str, Any], path: Path) -> Upstream:
+def _lines(name: str, table: dict[str, Any], path: Path) -> list[Line]:
+    line_tables = table.get("lines")
+    if not isinstance(line_tables, dict) or not line_tables:
+        raise UsageError(f'{path}: [{name}] has no [{name}.lines."<version>"] table',
+                         hint=_PINS_HINT)  # fmt: skip
+    shared = {k: v for k, v in table.items() if k != "lines"}
+    return [_line(name, version, {**shared, **lt}, path) for version, lt in line_tables.items()]
+
+
+def _line(name: str, version: str, table: dict[str, Any], path: Path) -> Line:
+    where = f'{path}: [{name}.lines."{version}"]'
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise UsageError(f"{where}: {version!r} is not a release version") from None
     if table.get("source") not in SOURCES:
         raise UsageError(
-            f"{path}: [{uid}] source = {table.get('source')!r}; "
-            f"expected one of {', '.join(SOURCES)}"
+            f"{where}: source = {table.get('source')!r}; expected one of {', '.join(SOURCES)}"
         )
+    if missing := [k for k in _LINE_KEYS if k not in table]:
+        raise UsageError(f"{where}: missing {', '.join(missing)}", hint=_PINS_HINT)
     try:
         env, tests = table["env"], table.get("tests", {})
         sdist = table.get("sdist")
-        return Upstream(
-            id=uid,
+        return Line(
+            upstream=name,
             git=table["git"],
             tag=table["tag"],
             commit=table["commit"],
             submodule=table["submodule"],
             distribution=table["distribution"],
-            version=table["version"],
+            version=version,
             source=table["source"],
             package_root=table.get("package_root", ""),
             wheel=Artifact(**table["wheel"]),
@@ -179,4 +254,4 @@ def _upstream(uid: str, table: dict[str, Any], path: Path) -> Upstream:
             ),
         )
     except (KeyError, TypeError) as error:
-        raise UsageError(f"{path}: [{uid}] is missing or has a malformed key: {error}") from None
+        raise UsageError(f"{where}: missing or malformed key: {error}") from None

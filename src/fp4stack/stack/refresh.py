@@ -10,13 +10,13 @@ from fp4stack.core.errors import PatchError, stage
 from fp4stack.core.fs import write_atomic
 from fp4stack.stack import sources
 from fp4stack.stack.apply import FORMAT_PATCH, State, inputs_digest, read_state, write_state
-from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.pins import Line, Project
 from fp4stack.stack.series import read_series, slug, write_series
 
 
-def export(project: Project, upstream: Upstream) -> dict[str, str]:
+def export(project: Project, line: Line) -> dict[str, str]:
     """Each commit on top of ``upstream`` as a patch file: file name -> contents."""
-    repo = _require_tree(project, upstream)
+    repo = _require_tree(project, line)
     commits = git.query(repo, "rev-list", "--reverse", f"{sources.UPSTREAM_BRANCH}..HEAD")
     exported: dict[str, str] = {}
     for commit in commits.split():
@@ -28,9 +28,9 @@ def export(project: Project, upstream: Upstream) -> dict[str, str]:
     return exported
 
 
-def stale(project: Project, upstream: Upstream) -> list[str]:
+def stale(project: Project, line: Line) -> list[str]:
     """Patch files (or the series) that a refresh would change; empty when in sync."""
-    return stale_names(project.patches(upstream), export(project, upstream))
+    return stale_names(project.patches(line), export(project, line))
 
 
 def stale_names(patch_dir: Path, exported: dict[str, str]) -> list[str]:
@@ -41,15 +41,15 @@ def stale_names(patch_dir: Path, exported: dict[str, str]) -> list[str]:
     return sorted(set(changed))
 
 
-def refresh(project: Project, upstream: Upstream) -> list[str]:
+def refresh(project: Project, line: Line) -> list[str]:
     """Rewrite ``patches/<id>/`` from the commits in ``build/src/<id>``; return what changed."""
-    with stage(PatchError, f"{upstream.id}: cannot export build/src/{upstream.id}/"):
-        return _refresh(project, upstream)
+    with stage(PatchError, f"{line.id}: cannot export build/src/{line.id}/"):
+        return _refresh(project, line)
 
 
-def _refresh(project: Project, upstream: Upstream) -> list[str]:
-    patch_dir = project.patches(upstream)
-    exported = export(project, upstream)
+def _refresh(project: Project, line: Line) -> list[str]:
+    patch_dir = project.patches(line)
+    exported = export(project, line)
     changed = stale_names(patch_dir, exported)
     if not changed:
         return []
@@ -61,16 +61,16 @@ def _refresh(project: Project, upstream: Upstream) -> list[str]:
         if name not in exported:
             (patch_dir / name).unlink()
     write_series(patch_dir, list(exported))
-    repo = project.src(upstream)
-    source = sources.source_identity(project, upstream)
+    repo = project.src(line)
+    source = sources.source_identity(project, line)
     write_state(
-        repo, State(inputs_digest(project, upstream, source), git.rev_parse(repo, "HEAD"), source)
+        repo, State(inputs_digest(project, line, source), git.rev_parse(repo, "HEAD"), source)
     )
     return changed
 
 
-def _require_tree(project: Project, upstream: Upstream) -> Path:
-    repo = project.src(upstream)
+def _require_tree(project: Project, line: Line) -> Path:
+    repo = project.src(line)
     if read_state(repo) is None:
         raise PatchError(f"{repo} does not exist", hint="run `make apply` first")
     if git.am_in_progress(repo):

@@ -12,7 +12,7 @@ from pathlib import Path
 from fp4stack.core import git
 from fp4stack.core.log import log
 from fp4stack.stack import sources
-from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.pins import LINE_ENV, Line, Project
 from fp4stack.stack.series import PatchInfo, parse_patch, series_paths
 from fp4stack.testing import envs, overlay
 from fp4stack.testing.pytest_run import PytestResult, run_pytest
@@ -41,31 +41,31 @@ class Proof:
         return tuple(test for test, a, b in self.details if a == b == "skip")
 
 
-def prove(project: Project, upstream: Upstream, venv: Path) -> list[Proof]:
+def prove(project: Project, line: Line, venv: Path) -> list[Proof]:
     """Run each patch's ``Test:`` ids on pristine and patched code; one Proof per patch."""
-    patches = [parse_patch(p) for p in series_paths(project.patches(upstream))]
+    patches = [parse_patch(p) for p in series_paths(project.patches(line))]
     test_ids = sorted({t for p in patches for t in p.trailer("Test")})
     if not test_ids:
-        return [Proof(upstream.id, p.path.name, (), "-", "-") for p in patches]
-    repo = project.src(upstream)
+        return [Proof(line.id, p.path.name, (), "-", "-") for p in patches]
+    repo = project.src(line)
     touched = git.changed_files(repo, sources.UPSTREAM_BRANCH, "HEAD")
     site = envs.site_packages(venv)
     results: dict[str, PytestResult] = {}
     for state, ref in STATES.items():
-        log(f"{upstream.id}: running {len(test_ids)} regression tests on {state} code")
-        dest = project.build / "overlay" / upstream.id / state
-        overlay.build(repo, ref, touched, upstream.package_root, site, dest)
+        log(f"{line.id}: running {len(test_ids)} regression tests on {state} code")
+        dest = project.build / "overlay" / line.id / state
+        overlay.build(repo, ref, touched, line.package_root, site, dest)
         results[state] = run_pytest(
             envs.python(venv),
             ["-q", "--continue-on-collection-errors", *test_ids],
             cwd=project.root,
-            env={"PYTHONPATH": str(dest)},
+            env={"PYTHONPATH": str(dest), LINE_ENV: line.id},
             echo=False,
         )
-    return [_verdict(upstream, p, results) for p in patches]
+    return [_verdict(line, p, results) for p in patches]
 
 
-def _verdict(upstream: Upstream, patch: PatchInfo, results: dict[str, PytestResult]) -> Proof:
+def _verdict(line: Line, patch: PatchInfo, results: dict[str, PytestResult]) -> Proof:
     tests = tuple(patch.trailer("Test"))
     per_test = {s: [_test_outcome(t, r) for t in tests] for s, r in results.items()}
     details = tuple(zip(tests, per_test["pristine"], per_test["patched"], strict=True))
@@ -76,7 +76,7 @@ def _verdict(upstream: Upstream, patch: PatchInfo, results: dict[str, PytestResu
         s: _combine([outcomes[i] for i in evidence]) if evidence else "skip"
         for s, outcomes in per_test.items()
     }
-    return Proof(upstream.id, patch.path.name, tests, states["pristine"], states["patched"],
+    return Proof(line.id, patch.path.name, tests, states["pristine"], states["patched"],
                  details)  # fmt: skip
 
 

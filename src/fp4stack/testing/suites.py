@@ -10,7 +10,7 @@ from fp4stack.build.wheel import build_wheel
 from fp4stack.core.log import log
 from fp4stack.stack import sources
 from fp4stack.stack.apply import apply
-from fp4stack.stack.pins import Project, Upstream
+from fp4stack.stack.pins import LINE_ENV, Line, Project
 from fp4stack.stack.series import read_entries
 from fp4stack.testing import envs
 from fp4stack.testing.envs import EnvRecipe
@@ -35,18 +35,18 @@ class Outcome:
     proofs: list[Proof] = field(default_factory=list)
 
 
-def upstream_env(project: Project, upstream: Upstream) -> Path:
+def upstream_env(project: Project, line: Line) -> Path:
     """Apply, build the patched wheel, and install it in the upstream's test venv."""
-    apply(project, upstream)
-    wheel = build_wheel(project, upstream)
+    apply(project, line)
+    wheel = build_wheel(project, line)
     recipe = EnvRecipe(
-        torch=upstream.env.torch,
-        requires=upstream.env.requires,
-        requires_no_deps=upstream.env.requires_no_deps,
+        torch=line.env.torch,
+        requires=line.env.requires,
+        requires_no_deps=line.env.requires_no_deps,
         wheel=str(wheel),
-        remove=upstream.env.remove,
+        remove=line.env.remove,
     )
-    return envs.ensure(project.venv(upstream.id), recipe)
+    return envs.ensure(project.venv(line.id), recipe)
 
 
 def tool_env(project: Project) -> Path:
@@ -61,23 +61,25 @@ def tool_env(project: Project) -> Path:
     return envs.ensure(project.venv(TOOL_TESTS_ENV), recipe)
 
 
-def run_upstream(project: Project, upstream: Upstream) -> Outcome:
+def run_upstream(project: Project, line: Line) -> Outcome:
     """Upstream's own suite, our tests and the proofs, against the patched build."""
-    venv = upstream_env(project, upstream)
-    outcome = Outcome(upstream.id)
-    _run_suite(project, upstream, venv, outcome)
-    ours = project.root / "tests" / upstream.tests_dir_name
+    venv = upstream_env(project, line)
+    outcome = Outcome(line.id)
+    _run_suite(project, line, venv, outcome)
+    ours = project.root / "tests" / line.tests_dir_name
     if ours.is_dir():
-        log(f"{upstream.id}: our tests ({ours.relative_to(project.root)})")
-        outcome.ours = _pytest(venv, [str(ours.relative_to(project.root))], project.root)
-    outcome.proofs = prove(project, upstream, venv)
+        log(f"{line.id}: our tests ({ours.relative_to(project.root)})")
+        outcome.ours = _pytest(
+            venv, [str(ours.relative_to(project.root))], project.root, env=line_env(line)
+        )
+    outcome.proofs = prove(project, line, venv)
     return outcome
 
 
 def run_tools(project: Project) -> Outcome:
     """Our tests that need no upstream: the machinery and the checkpoint tools."""
     venv = tool_env(project)
-    upstream_dirs = {u.tests_dir_name for u in project.upstreams.values()}
+    upstream_dirs = {line.tests_dir_name for line in project.lines.values()}
     paths = sorted(
         str(p.relative_to(project.root))
         for p in (project.root / "tests").iterdir()
@@ -90,53 +92,55 @@ def run_tools(project: Project) -> Outcome:
     return outcome
 
 
-def deselections(project: Project, upstream: Upstream) -> list[str]:
-    """Node ids from ``ci/deselect/<id>.txt`` (each line: ``nodeid  # reason``)."""
-    return read_entries(project.root / "ci" / "deselect" / f"{upstream.id}.txt")
+def deselections(project: Project, line: Line) -> list[str]:
+    """Node ids from ``ci/deselect/<upstream>/<version>.txt`` (each: ``nodeid  # reason``)."""
+    return read_entries(project.ci_list("deselect", line))
 
 
-def selections(project: Project, upstream: Upstream) -> list[str]:
-    """Upstream test paths: ``ci/select/<id>.txt`` if present, else the pins' list."""
-    path = project.root / "ci" / "select" / f"{upstream.id}.txt"
-    return read_entries(path) if path.exists() else list(upstream.tests.paths)
+def selections(project: Project, line: Line) -> list[str]:
+    """Upstream test paths: ``ci/select/<upstream>/<version>.txt`` if present, else the
+    pins' list."""
+    path = project.ci_list("select", line)
+    return read_entries(path) if path.exists() else list(line.tests.paths)
 
 
-def _run_suite(project: Project, upstream: Upstream, venv: Path, outcome: Outcome) -> None:
-    selected = selections(project, upstream)
+def _run_suite(project: Project, line: Line, venv: Path, outcome: Outcome) -> None:
+    selected = selections(project, line)
     if selected:
-        tree = _suite_tree(project, upstream, outcome)
+        tree = _suite_tree(project, line, outcome)
     else:
         tree, outcome.suite_note = None, "no upstream tests are pinned"
     if tree is None:
-        log(f"{upstream.id}: upstream suite skipped: {outcome.suite_note}", kind="warn")
+        log(f"{line.id}: upstream suite skipped: {outcome.suite_note}", kind="warn")
         return
-    workdir = _copy_suite(project, upstream, tree, selected)
-    deselect = deselections(project, upstream)
-    log(f"{upstream.id}: upstream suite ({len(deselect)} deselections in ci/deselect/)")
+    workdir = _copy_suite(project, line, tree, selected)
+    deselect = deselections(project, line)
+    log(f"{line.id}: upstream suite ({len(deselect)} deselections in ci/deselect/)")
     args = [
-        *upstream.tests.args,
+        *line.tests.args,
         *selected,
         *(a for d in deselect for a in ("--deselect", d)),
     ]
-    outcome.suite = _pytest(venv, args, workdir)
+    outcome.suite = _pytest(venv, args, workdir, env=line_env(line))
 
 
-def _suite_tree(project: Project, upstream: Upstream, outcome: Outcome) -> Path | None:
-    if upstream.tests.from_submodule:
-        checkout = sources.submodule_checkout(project, upstream)
+def _suite_tree(project: Project, line: Line, outcome: Outcome) -> Path | None:
+    if line.tests.from_submodule:
+        checkout = sources.submodule_tree(project, line)
         if checkout is None:
             outcome.suite_note = (
-                f"{upstream.submodule} is not initialized, and PyPI ships no {upstream.id} "
-                f"tests; run `git submodule update --init {upstream.submodule}` to include them"
+                f"{line.submodule} is not initialized (or lacks {line.commit[:12]}), and PyPI "
+                f"ships no {line.upstream} tests; run "
+                f"`git submodule update --init {line.submodule}` to include them"
             )
         return checkout
-    return project.src(upstream)
+    return project.src(line)
 
 
-def _copy_suite(project: Project, upstream: Upstream, tree: Path, selected: list[str]) -> Path:
+def _copy_suite(project: Project, line: Line, tree: Path, selected: list[str]) -> Path:
     """Copy the tests (and root config) out of the tree, so the tree's own package
     directory cannot shadow the installed, patched one."""
-    workdir = project.build / "upstream-tests" / upstream.id
+    workdir = project.build / "upstream-tests" / line.id
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     for top in sorted({p.split("/", 1)[0] for p in selected}):
@@ -147,8 +151,15 @@ def _copy_suite(project: Project, upstream: Upstream, tree: Path, selected: list
     return workdir
 
 
-def _pytest(venv: Path, args: list[str], cwd: Path) -> PytestResult:
-    result = run_pytest(envs.python(venv), args, cwd=cwd)
+def line_env(line: Line) -> dict[str, str]:
+    """What our tests see of the line under test: ``FP4STACK_LINE=<upstream>@<version>``."""
+    return {LINE_ENV: line.id}
+
+
+def _pytest(
+    venv: Path, args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> PytestResult:
+    result = run_pytest(envs.python(venv), args, cwd=cwd, env=env)
     if result.returncode == NO_TESTS_COLLECTED:
         log(f"pytest collected no tests in {cwd} for {' '.join(args)}", kind="warn")
     return result
