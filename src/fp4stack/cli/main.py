@@ -18,6 +18,7 @@ VERB_MODULES: tuple[str, ...] = (
     "fp4stack.cli.patching",
     "fp4stack.cli.building",
     "fp4stack.cli.testing",
+    "fp4stack.cli.lines",
     "fp4stack.cli.housekeeping",
     "fp4stack.cli.cast",
 )

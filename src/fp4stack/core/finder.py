@@ -18,6 +18,7 @@ import ssl
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,42 @@ def locate(client: Client, distribution: str, artifact: Artifact) -> str:
         kinds = [kind for kind in kinds if kind not in _QUIET_KINDS]
     hints = dict.fromkeys(_HINTS[kind] for kind in kinds)
     raise SourceError(f"{artifact.filename} not found: {tried}", hint="; ".join(hints))
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One file a source lists for a project: its name, URL and advertised sha256 (if any)."""
+
+    filename: str
+    url: str
+    sha256: str | None
+
+
+def list_files(client: Client, distribution: str) -> list[Listed]:
+    """Every file that pip's sources list for ``distribution``, first source first.
+
+    A source that fails or has no page for the project is skipped; if none answered with a
+    listing, it is a SourceError naming each source and why.
+    """
+    sources = _sources(client.settings, distribution)
+    found: dict[str, Listed] = {}
+    misses: list[tuple[str, _Miss]] = []
+    for kind, where in sources:
+        try:
+            links = _index_links(client, where) if kind == "index" else _find_links(client, where)
+        except _Miss as miss:
+            misses.append((where, miss))
+            continue
+        for link in links:
+            sha = (link.hash_option or {}).get("sha256")
+            found.setdefault(
+                link.filename,
+                Listed(link.filename, link.url_without_fragment, sha[0] if sha else None),
+            )
+    if not found and misses:
+        tried = "; ".join(f"{redact(where)}: {miss}" for where, miss in misses)
+        raise SourceError(f"no source lists {distribution}: {tried}", hint=_HINTS["missing"])
+    return list(found.values())
 
 
 def download(client: Client, url: str, destination: Path) -> None:

@@ -51,21 +51,22 @@ def _refresh(project: Project, line: Line) -> list[str]:
     patch_dir = project.patches(line)
     exported = export(project, line)
     changed = stale_names(patch_dir, exported)
-    if not changed:
-        return []
-    patch_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in exported.items():
-        if _read(patch_dir / name) != text:
-            write_atomic(patch_dir / name, text)
-    for name in _patch_files(patch_dir):
-        if name not in exported:
-            (patch_dir / name).unlink()
-    write_series(patch_dir, list(exported))
+    if changed:
+        patch_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in exported.items():
+            if _read(patch_dir / name) != text:
+                write_atomic(patch_dir / name, text)
+        for name in _patch_files(patch_dir):
+            if name not in exported:
+                (patch_dir / name).unlink()
+        write_series(patch_dir, list(exported))
+    # Also when no file changed: a finished `git am --continue` (or rebase) leaves a state
+    # that does not yet name this HEAD, and `apply` would take the tree for unexported work.
     repo = project.src(line)
     source = sources.source_identity(project, line)
-    write_state(
-        repo, State(inputs_digest(project, line, source), git.rev_parse(repo, "HEAD"), source)
-    )
+    state = State(inputs_digest(project, line, source), git.rev_parse(repo, "HEAD"), source)
+    if read_state(repo) != state:
+        write_state(repo, state)
     return changed
 
 

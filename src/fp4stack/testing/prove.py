@@ -67,20 +67,20 @@ def prove(project: Project, line: Line, venv: Path) -> list[Proof]:
 
 def _verdict(line: Line, patch: PatchInfo, results: dict[str, PytestResult]) -> Proof:
     tests = tuple(patch.trailer("Test"))
-    per_test = {s: [_test_outcome(t, r) for t in tests] for s, r in results.items()}
+    per_test = {s: [test_outcome(t, r) for t in tests] for s, r in results.items()}
     details = tuple(zip(tests, per_test["pristine"], per_test["patched"], strict=True))
     # A test that skips on pristine and patched alike (it needs hardware this machine lacks)
     # is no evidence either way; the verdict rests on the others, and on at least one.
     evidence = [i for i, (_, a, b) in enumerate(details) if not a == b == "skip"]
     states = {
-        s: _combine([outcomes[i] for i in evidence]) if evidence else "skip"
+        s: combine([outcomes[i] for i in evidence]) if evidence else "skip"
         for s, outcomes in per_test.items()
     }
     return Proof(line.id, patch.path.name, tests, states["pristine"], states["patched"],
                  details)  # fmt: skip
 
 
-def _test_outcome(test: str, result: PytestResult) -> str:
+def test_outcome(test: str, result: PytestResult) -> str:
     matched = [o for nodeid, o in result.outcomes.items() if _matches(nodeid, test)]
     if not matched:
         return "fail"  # not even collected: it errors on import
@@ -91,7 +91,7 @@ def _test_outcome(test: str, result: PytestResult) -> str:
     return "skip"
 
 
-def _combine(outcomes: list[str]) -> str:
+def combine(outcomes: list[str]) -> str:
     """``pass`` if every test passed; ``fail`` if every test failed; else ``mixed``."""
     if all(o == "pass" for o in outcomes):
         return "pass"
