@@ -11,9 +11,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     apply = subparsers.add_parser(
         "apply",
         help="fetch, verify and patch the pristine upstream trees",
-        description="Materialize build/src/<upstream>/ as a git repository: the pristine "
-        "tree on branch `upstream` (from the initialized submodule, or the pinned PyPI "
-        "artifact verified by sha256), then every patch of patches/<upstream>/series applied "
+        description="Materialize build/src/<upstream>@<version>/ as a git repository: the "
+        "pristine tree on branch `upstream` (from the initialized submodule, or the pinned PyPI "
+        "artifact verified by sha256), then every patch of the line's series "
+        "(patches/<upstream>/<version>/series) applied "
         "with `git am`, one commit each, on branch `patched`. Idempotent: with unchanged "
         "inputs it does nothing; a changed series rebuilds from pristine. It refuses to "
         "discard commits not yet exported with `refresh` unless --force.",
@@ -24,8 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     refresh = subparsers.add_parser(
         "refresh",
-        help="export the commits in build/src/<upstream>/ back to patches/",
-        description="Export every commit on top of `upstream` in build/src/<upstream>/ as a "
+        help="export the commits in build/src/<upstream>@<version>/ back to patches/",
+        description="Export every commit on top of `upstream` in build/src/<line>/ as a "
         "patch file (git format-patch with stable options: zero commit hash, full index, no "
         "signature, no stat), named after its subject, and rewrite the series in commit "
         "order. With no edits, nothing changes. --check only reports what would change and "
@@ -113,7 +114,7 @@ def add_pr_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         help="cut upstream PR branches and texts from a stack",
         description="For each patch still to go upstream (Upstream-Status Pending or "
         "Submitted), or the patch files named with --patch: apply it alone onto the pinned "
-        "tag as branch pr/<slug> in build/src/<upstream>/, and write build/pr/<upstream>/"
+        "tag as branch pr/<slug> in build/src/<upstream>@<version>/, and write build/pr/<upstream>/"
         "<slug>/PR.md (title, why, Bug link, the proving tests) and the standalone patch. "
         "Nothing is pushed.",
     )
@@ -129,6 +130,10 @@ def run_pr(args: argparse.Namespace) -> int:
     from fp4stack.stack.apply import apply
 
     project, chosen = selected(args)
+    # A patch still needed lives on the newest line of its upstream: cut PRs from there
+    # unless a line is named outright (its older copies would be the same PRs).
+    named = {n for n in args.upstreams if n in project.lines}
+    chosen = [ln for ln in chosen if ln.id in named or ln == project.newest(ln.upstream)]
     count, failed = 0, 0
     for line in chosen:
         apply(project, line)

@@ -15,7 +15,7 @@ VERSION = re.compile(r"^v?\d+(\.\d+)*\S*$")
 
 
 def lint_series(project: Project, line: Line) -> list[str]:
-    """Problems with ``patches/<id>/``: series/file mismatches and bad headers."""
+    """Problems with ``patches/<upstream>/<version>/``: series/file mismatches and bad headers."""
     patch_dir = project.patches(line)
     rel = patch_dir.relative_to(project.root)
     names = read_series(patch_dir)

@@ -1,5 +1,6 @@
-"""Export the commits of ``build/src/<id>`` back to ``patches/<id>/`` (the series and one
-``git format-patch`` file per commit), and tell which patch files a re-export would change."""
+"""Export the commits of ``build/src/<id>`` back to the line's ``patches/<upstream>/<version>/``
+(the series and one ``git format-patch`` file per commit), and tell which patch files a
+re-export would change."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def stale_names(patch_dir: Path, exported: dict[str, str]) -> list[str]:
 
 
 def refresh(project: Project, line: Line) -> list[str]:
-    """Rewrite ``patches/<id>/`` from the commits in ``build/src/<id>``; return what changed."""
+    """Rewrite the line's patch dir from the commits in ``build/src/<id>``; return what changed."""
     with stage(PatchError, f"{line.id}: cannot export build/src/{line.id}/"):
         return _refresh(project, line)
 

@@ -1,4 +1,4 @@
-"""The on-disk form of a patch stack: ``patches/<id>/series`` and its ``*.patch`` files."""
+"""The on-disk form of a patch stack: ``patches/<upstream>/<version>/series`` and its patches."""
 
 from __future__ import annotations
 
