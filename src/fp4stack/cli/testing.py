@@ -108,7 +108,7 @@ def _green(outcomes: list[Outcome]) -> bool:
 
 def format_table(proofs: list[Proof]) -> str:
     """The prove table: one line per patch."""
-    rows = [("upstream", "patch", "tests", "pristine", "patched", "verdict")]
+    rows = [("line", "patch", "tests", "pristine", "patched", "verdict")]
     for p in proofs:
         verdict = "proven" if p.proven else "NOT PROVEN"
         rows.append((p.upstream, p.patch, str(len(p.tests)), p.pristine, p.patched, verdict))
