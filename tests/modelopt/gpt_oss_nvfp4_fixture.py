@@ -6,7 +6,7 @@ ModelOpt test venv, and committed under ``tests/vllm/data/gpt_oss_nvfp4_modelopt
 (about 100 KB). ``test_gpt_oss_nvfp4_fixture.py`` checks that the committed copy is what
 the patched export writes today. To regenerate it (from the repository root):
 
-    TRITON_INTERPRET=1 build/venv/modelopt/bin/python tests/modelopt/gpt_oss_nvfp4_fixture.py
+    TRITON_INTERPRET=1 build/venv/modelopt@0.44.0/bin/python tests/modelopt/gpt_oss_nvfp4_fixture.py
 
 The model has the shapes of ``tests/vllm/test_gpt_oss_nvfp4_modelopt.py`` and is quantized
 with the static NVFP4 weight-only config of ``test_static_nvfp4_export.py`` (W4A16_NVFP4,
