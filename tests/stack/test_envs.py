@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fp4stack.core.errors import UsageError
 from fp4stack.core.runner import Result
 from fp4stack.stack.pins import load_project
 from fp4stack.testing import envs
@@ -48,3 +49,40 @@ def test_no_deps_companions_change_the_recipe_digest():
     plain = envs.EnvRecipe(torch="2.13.0")
     with_producer = envs.EnvRecipe(torch="2.13.0", requires_no_deps=("llmcompressor==0.9.0.5",))
     assert plain.digest() != with_producer.digest()
+
+
+def test_wheels_from_other_upstreams_go_in_with_the_wheel_before_pip_check(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    """A patched companion (our transformers beside our compressed-tensors) is installed in
+    the same pip run as the env's own wheel, force-reinstalled with it, and checked."""
+    commands: list[tuple[str, ...]] = []
+
+    def record(argv, **_kwargs):
+        commands.append(tuple(str(arg) for arg in argv))
+        return Result(tuple(commands[-1]), 0, "")
+
+    monkeypatch.setattr(envs, "run", record)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").touch()
+    own, other = (
+        "compressed_tensors-0.13.0-py3-none-any.whl",
+        "transformers-4.57.6-py3-none-any.whl",
+    )
+    recipe = envs.EnvRecipe(torch="2.13.0", wheel=own, extra_wheels=(other,))
+    envs._build(tmp_path, recipe)
+
+    check = next(i for i, argv in enumerate(commands) if argv[-2:] == ("pip", "check"))
+    with_both = [i for i, argv in enumerate(commands) if own in argv and other in argv]
+    assert len(with_both) == 2 and all(i < check for i in with_both)
+    assert "--force-reinstall" in commands[with_both[1]]
+    assert envs.EnvRecipe(torch="2.13.0", wheel=own).digest() != recipe.digest()
+
+
+def test_pins_wheels_from_must_name_another_upstream(tmp_path):
+    pins = (REPO / "upstream" / "pins.toml").read_text()
+    (tmp_path / "upstream").mkdir()
+    bad = pins.replace("[vllm.env]\n", '[vllm.env]\nwheels_from = ["vllm", "nope"]\n', 1)
+    (tmp_path / "upstream" / "pins.toml").write_text(bad)
+    with pytest.raises(UsageError, match="wheels_from names vllm, nope"):
+        load_project(tmp_path)

@@ -43,6 +43,9 @@ class EnvSpec:
     # installed with --no-deps once `pip check` has passed: companions whose own pins
     # are knowingly not met (their runtime imports belong in `requires`)
     requires_no_deps: tuple[str, ...] = ()
+    # other upstreams whose patched wheels are installed beside this one's (with it, before
+    # `pip check`): e.g. transformers' loader tested with our compressed-tensors
+    wheels_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,14 @@ def load_project(root: Path | None = None) -> Project:
     for name, table in tables.items():
         for line in _lines(name, table, path):
             lines[line.id] = line
+    for line in lines.values():
+        unknown = [n for n in line.env.wheels_from if n not in lines or n == line.id]
+        if unknown:
+            raise UsageError(
+                f"{path}: [{line.upstream}.lines.\"{line.version}\".env] wheels_from names "
+                f"{', '.join(unknown)}, not another pinned line (lines: {', '.join(lines)})",
+                hint=_PINS_HINT,
+            )
     return Project(root=root, lines=lines)
 
 
@@ -246,6 +257,7 @@ def _line(name: str, version: str, table: dict[str, Any], path: Path) -> Line:
                 tuple(env.get("requires", ())),
                 tuple(env.get("remove", ())),
                 tuple(env.get("requires_no_deps", ())),
+                tuple(env.get("wheels_from", ())),
             ),
             tests=TestSpec(
                 tuple(tests.get("paths", ())),

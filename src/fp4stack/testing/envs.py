@@ -26,6 +26,8 @@ class EnvRecipe:
     requires_no_deps: tuple[str, ...] = ()
     requirement_files: tuple[str, ...] = ()
     wheel: str | None = None
+    # other patched wheels, installed together with ``wheel`` (and checked with it)
+    extra_wheels: tuple[str, ...] = ()
     editable: str | None = None
     remove: tuple[str, ...] = ()
     inputs: dict[str, str] = field(default_factory=dict)
@@ -43,7 +45,11 @@ def ensure(venv: Path, recipe: EnvRecipe) -> Path:
     """Create or update ``venv`` to match ``recipe``; a no-op when its stamp matches."""
     # Hash what the recipe points at, so a rebuilt wheel or an edited requirements file
     # changes the stamp even when the names stay the same.
-    files = [*recipe.requirement_files, *([recipe.wheel] if recipe.wheel else [])]
+    files = [
+        *recipe.requirement_files,
+        *([recipe.wheel] if recipe.wheel else []),
+        *recipe.extra_wheels,
+    ]
     # An editable project's dependencies live in its pyproject.toml: a new one must reinstall.
     files += [str(Path(recipe.editable) / "pyproject.toml")] if recipe.editable else []
     recipe = replace(recipe, inputs={**recipe.inputs, **{f: sha256_of(Path(f)) for f in files}})
@@ -93,11 +99,13 @@ def _build(venv: Path, recipe: EnvRecipe) -> None:
     if recipe.editable:
         run([*pip, "-e", recipe.editable, f"torch=={recipe.torch}"])
     if recipe.wheel:
-        run([*pip, recipe.wheel, f"torch=={recipe.torch}"])
-        run([*pip, "--force-reinstall", "--no-deps", recipe.wheel])
+        wheels = [recipe.wheel, *recipe.extra_wheels]
+        run([*pip, *wheels, f"torch=={recipe.torch}"])
+        run([*pip, "--force-reinstall", "--no-deps", *wheels])
         check = run([python(venv), "-m", "pip", "check"], check=False)
         if check.returncode != 0:
-            raise EnvError(f"`pip check` fails with {Path(recipe.wheel).name}:\n{check.stdout}")
+            names = ", ".join(Path(w).name for w in wheels)
+            raise EnvError(f"`pip check` fails with {names}:\n{check.stdout}")
     if recipe.requires_no_deps:
         # after the check: these are installed precisely because their pins are not met
         run([*pip, "--no-deps", *recipe.requires_no_deps])

@@ -36,14 +36,19 @@ class Outcome:
 
 
 def upstream_env(project: Project, line: Line) -> Path:
-    """Apply, build the patched wheel, and install it in the upstream's test venv."""
+    """Apply, build the patched wheel (and those of `wheels_from`), install them in its venv."""
     apply(project, line)
     wheel = build_wheel(project, line)
+    extra = []
+    for other in project.select(list(line.env.wheels_from)):
+        apply(project, other)
+        extra.append(str(build_wheel(project, other)))
     recipe = EnvRecipe(
         torch=line.env.torch,
         requires=line.env.requires,
         requires_no_deps=line.env.requires_no_deps,
         wheel=str(wheel),
+        extra_wheels=tuple(extra),
         remove=line.env.remove,
     )
     return envs.ensure(project.venv(line.id), recipe)
