@@ -40,9 +40,36 @@ def test_no_deps_companions_go_in_after_pip_check(tmp_path, monkeypatch: pytest.
     envs._build(tmp_path, recipe)
 
     check = next(i for i, argv in enumerate(commands) if argv[-2:] == ("pip", "check"))
-    installs = [i for i, argv in enumerate(commands) if "llmcompressor==0.9.0.5" in argv]
+    installs = [
+        i
+        for i, argv in enumerate(commands)
+        if "llmcompressor==0.9.0.5" in argv and "uninstall" not in argv
+    ]
     assert len(installs) == 1 and installs[0] > check
     assert "--no-deps" in commands[installs[0]]
+
+
+def test_no_deps_companions_are_out_during_pip_check_of_an_existing_venv(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    """A rebuilt venv (a new wheel) still holds them from its last build: the check would fail."""
+    commands: list[tuple[str, ...]] = []
+
+    def record(argv, **_kwargs):
+        commands.append(tuple(str(arg) for arg in argv))
+        return Result(tuple(commands[-1]), 0, "")
+
+    monkeypatch.setattr(envs, "run", record)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python").touch()
+    recipe = envs.EnvRecipe(
+        torch="2.13.0", requires_no_deps=("llmcompressor==0.9.0.5",), wheel="ct-0.13.0.whl"
+    )
+    envs._build(tmp_path, recipe)
+
+    check = next(i for i, argv in enumerate(commands) if argv[-2:] == ("pip", "check"))
+    uninstall = next(i for i, argv in enumerate(commands) if "uninstall" in argv)
+    assert uninstall < check and "llmcompressor==0.9.0.5" in commands[uninstall]
 
 
 def test_no_deps_companions_change_the_recipe_digest():

@@ -98,6 +98,10 @@ def _build(venv: Path, recipe: EnvRecipe) -> None:
         run([*pip, *recipe.requires, *requirement_args, f"torch=={recipe.torch}"])
     if recipe.editable:
         run([*pip, "-e", recipe.editable, f"torch=={recipe.torch}"])
+    if recipe.requires_no_deps:
+        # an existing venv still has them from its last build, and `pip check` would refuse
+        # them below; they go back in after the check
+        run([python(venv), "-m", "pip", "uninstall", "-q", "-y", *recipe.requires_no_deps])
     if recipe.wheel:
         wheels = [recipe.wheel, *recipe.extra_wheels]
         run([*pip, *wheels, f"torch=={recipe.torch}"])
