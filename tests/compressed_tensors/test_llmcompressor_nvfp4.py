@@ -196,10 +196,11 @@ def test_decompress_from_disk_into_float16(produced, scheme):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="transformers 4.57 casts every floating checkpoint tensor of a quantized model "
-    "to the load dtype (modeling_utils._infer_parameter_dtype) before compressed-tensors "
-    "sees it: a global scale above 65504 becomes inf in float16. Not fixable in "
-    "compressed-tensors; see docs/compressed-tensors.md",
+    reason="stock transformers 4.57.6 (this venv's) casts every floating checkpoint tensor of "
+    "a quantized model to the load dtype (modeling_utils._infer_parameter_dtype) before "
+    "compressed-tensors sees it: a global scale above 65504 becomes inf in float16. Not "
+    "fixable in compressed-tensors; our transformers stack fixes it, proven by "
+    "tests/transformers/test_compressed_tensors_float16_load.py; see docs/transformers.md",
 )
 @pytest.mark.parametrize("run_compressed", [True, False], ids=lambda v: f"run_compressed-{v}")
 def test_transformers_float16_load_keeps_global_scales(produced, run_compressed):
