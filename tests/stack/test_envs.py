@@ -106,10 +106,12 @@ def test_wheels_from_other_upstreams_go_in_with_the_wheel_before_pip_check(
     assert envs.EnvRecipe(torch="2.13.0", wheel=own).digest() != recipe.digest()
 
 
-def test_pins_wheels_from_must_name_another_upstream(tmp_path):
+def test_pins_wheels_from_must_name_another_line(tmp_path):
     pins = (REPO / "upstream" / "pins.toml").read_text()
     (tmp_path / "upstream").mkdir()
-    bad = pins.replace("[vllm.env]\n", '[vllm.env]\nwheels_from = ["vllm", "nope"]\n', 1)
+    env = '[vllm.lines."0.28.0".env]\n'
+    assert env in pins
+    bad = pins.replace(env, env + 'wheels_from = ["vllm@0.28.0", "nope"]\n', 1)
     (tmp_path / "upstream" / "pins.toml").write_text(bad)
-    with pytest.raises(UsageError, match="wheels_from names vllm, nope"):
+    with pytest.raises(UsageError, match="wheels_from names vllm@0.28.0, nope"):
         load_project(tmp_path)

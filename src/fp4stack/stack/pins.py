@@ -204,7 +204,7 @@ def load_project(root: Path | None = None) -> Project:
         unknown = [n for n in line.env.wheels_from if n not in lines or n == line.id]
         if unknown:
             raise UsageError(
-                f"{path}: [{line.upstream}.lines.\"{line.version}\".env] wheels_from names "
+                f'{path}: [{line.upstream}.lines."{line.version}".env] wheels_from names '
                 f"{', '.join(unknown)}, not another pinned line (lines: {', '.join(lines)})",
                 hint=_PINS_HINT,
             )
