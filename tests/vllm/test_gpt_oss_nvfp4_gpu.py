@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_gpt_oss_nvfp4_modelopt import (
+
+from .test_gpt_oss_nvfp4_modelopt import (
     EXPERTS,
     MODELOPT_FIXTURE,
     checkpoint_experts,
