@@ -1,7 +1,7 @@
 """Patch: decompress NVFP4 weights into the dtype the model was loaded in.
 
-Pristine 0.13.0 always decompresses NVFP4 to bfloat16, so a model loaded in float32 or
-float16 fails at its first forward: `expected m1 and m2 to have the same dtype`.
+Pristine 0.13.0 and 0.20.1 always decompress NVFP4 to bfloat16, so a model loaded in float32
+or float16 fails at its first forward: `expected m1 and m2 to have the same dtype`.
 """
 
 from __future__ import annotations
@@ -9,10 +9,6 @@ from __future__ import annotations
 import pytest
 import torch
 from compressed_tensors.compressors import ModelCompressor, NVFP4PackedCompressor
-from compressed_tensors.compressors.quantized_compressors.fp4_quantized import (
-    unpack_fp4_from_uint8,
-)
-from compressed_tensors.linear.compressed_linear import CompressedLinear
 from compressed_tensors.quantization import (
     QuantizationConfig,
     QuantizationStatus,
@@ -20,14 +16,26 @@ from compressed_tensors.quantization import (
     preset_name_to_scheme,
 )
 
+try:  # 0.14 and later
+    from compressed_tensors.compressors.nvfp4.helpers import unpack_fp4_from_uint8
+except ImportError:  # 0.13.0
+    from compressed_tensors.compressors.quantized_compressors.fp4_quantized import (
+        unpack_fp4_from_uint8,
+    )
+
 FORMAT = "nvfp4-pack-quantized"
 DTYPES = [torch.float32, torch.float16]
+# CompressedLinear (run_compressed=True) raises "no longer supported" from 0.20 on
+HAS_COMPRESSED_LINEAR = hasattr(NVFP4PackedCompressor, "compress_weight")
 
 
 class OneLinear(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.proj = torch.nn.Linear(64, 16, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
 
 
 def nvfp4_config(status: QuantizationStatus) -> QuantizationConfig:
@@ -55,8 +63,11 @@ def expected_weight(module: torch.nn.Module) -> torch.Tensor:
     return fp4 * per_group.repeat_interleave(16, dim=1)
 
 
+@pytest.mark.skipif(not HAS_COMPRESSED_LINEAR, reason="no CompressedLinear in this release")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_compressed_linear_decompresses_into_load_dtype(dtype):
+    from compressed_tensors.linear.compressed_linear import CompressedLinear
+
     torch.manual_seed(0)
     weight = torch.randn(16, 64)
     model = OneLinear().to(dtype)
@@ -98,3 +109,20 @@ def test_decompress_model_restores_load_dtype(dtype):
 
     assert model.proj.weight.dtype == dtype
     torch.testing.assert_close(model.proj.weight, expected.to(dtype), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_forward_after_compress_model_runs_in_load_dtype(dtype):
+    """The transformers load path: compress the model, then its first forward decompresses."""
+    torch.manual_seed(0)
+    model = OneLinear().to(dtype)
+    apply_quantization_config(model, nvfp4_config(QuantizationStatus.INITIALIZED))
+    fill_nvfp4_qparams(model.proj, model.proj.weight.float())
+    model.proj.input_global_scale.data.fill_(1.0)
+    compressor = ModelCompressor.from_pretrained_model(model, quantization_format=FORMAT)
+    compressor.compress_model(model)
+
+    with torch.no_grad():
+        out = model(torch.randn(2, 64).to(dtype))
+
+    assert (model.proj.weight.dtype, out.dtype) == (dtype, dtype)
