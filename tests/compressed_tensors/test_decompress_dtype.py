@@ -111,6 +111,10 @@ def test_decompress_model_restores_load_dtype(dtype):
     torch.testing.assert_close(model.proj.weight, expected.to(dtype), rtol=0, atol=0)
 
 
+@pytest.mark.skipif(
+    not hasattr(ModelCompressor, "add_decompress_hook"),
+    reason="this release does not decompress a compressed model on its first forward",
+)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_forward_after_compress_model_runs_in_load_dtype(dtype):
     """The transformers load path: compress the model, then its first forward decompresses."""
