@@ -13,7 +13,11 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported
 
 import pytest
 import torch
-from modelopt.torch.quantization.triton import fp4_kernel
+
+try:  # 0.45.0 and later: the kernel moved under modelopt.torch.kernels
+    from modelopt.torch.kernels.quantization.gemm import fp4_kernel
+except ImportError:  # 0.44.0
+    from modelopt.torch.quantization.triton import fp4_kernel  # type: ignore[no-redef]
 
 E2M1_VALUES = torch.tensor([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0])
 
