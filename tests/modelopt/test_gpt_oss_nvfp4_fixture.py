@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -29,6 +31,17 @@ def _bytes(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1).view(torch.uint8)
 
 
+# The committed fixture is the modelopt@0.44.0 line's export (the vLLM tests load it).
+# Other lines export it differently (0.47.0: other expert scales and nibbles from the same
+# seed, embed_tokens and router in the ignore list, and its own producer version), so the
+# bit-for-bit check only means something on the line that wrote it.
+FIXTURE_LINE = "modelopt@0.44.0"
+
+
+@pytest.mark.skipif(
+    os.environ.get("FP4STACK_LINE", FIXTURE_LINE) != FIXTURE_LINE,
+    reason=f"the committed fixture is {FIXTURE_LINE}'s export",
+)
 def test_committed_gpt_oss_nvfp4_fixture_is_current(tmp_path: Path) -> None:
     out = write(tmp_path)
     assert sorted(f.name for f in out.iterdir()) == sorted(KEEP)
