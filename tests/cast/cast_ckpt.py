@@ -85,8 +85,9 @@ def gpt_oss_config(layers: int = 1, experts: int = 4, hidden: int = 64, inter: i
     }
 
 
-def ct_mxfp4_config(ignore: list[str]) -> dict:
-    """What compressed-tensors' QuantizationConfig(MXFP4A16, mxfp4-pack-quantized) dumps."""
+def ct_mxfp4_config(ignore: list[str], version: str | None = "0.14.0") -> dict:
+    """What compressed-tensors' QuantizationConfig(MXFP4A16, mxfp4-pack-quantized) dumps,
+    with the producer ``version`` ModelCompressor records (0.14.0: standard E8M0)."""
     weights = {
         "num_bits": 4, "type": "float", "symmetric": True, "group_size": 32,
         "strategy": "group", "dynamic": False, "scale_dtype": "torch.uint8",
@@ -100,7 +101,8 @@ def ct_mxfp4_config(ignore: list[str]) -> dict:
             "format": "mxfp4-pack-quantized",
             "quantization_status": "compressed",
             "ignore": ignore,
-        },
+        }
+        | ({} if version is None else {"version": version}),
     }
 
 

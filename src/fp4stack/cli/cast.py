@@ -12,11 +12,24 @@ from types import FrameType
 
 from fp4stack.checkpoint.cast import formats
 
+# mirrors checkpoint.mxfp4_bias.STATED_CHOICES, which imports numpy (kept out of --help)
+SCALE_BIAS_CHOICES = ("auto", "125", "127")
+
 DESCRIPTION = """\
 Convert an MXFP4 checkpoint (gpt-oss layout or compressed-tensors mxfp4-pack-quantized)
 to NVFP4 offline, tensor by tensor, on a CPU. Blocks that NVFP4 can represent are copied
 bit-exactly; the rest are requantized, keeping the better of two methods per tensor.
 The output is written to a temporary directory beside DST and renamed at the end.
+
+MXFP4 scales are E8M0 with bias 127, except in checkpoints written by compressed-tensors
+0.13.0 (and its nightlies 0.12.3a20251212 to 0.13.1a20260108), which used bias 125: read
+as standard, their weights are 1/4 of the producer's. The cast detects this from
+quantization_config.version and corrects every exponent by +2 (exactly); for a source
+without a version, state the bias with --mxfp4-scale-bias. The report says which was used.
+Producer files that describe the source's quantization (llm-compressor's recipe.yaml)
+are not copied.
+
+Exit codes: 0 done; 2 bad input (named file and tensor), nothing written; 1 write failure.
 """
 
 
@@ -55,6 +68,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=min(2, os.cpu_count() or 1),
         help="processes working on tensors in parallel (default: %(default)s)",
     )
+    p.add_argument(
+        "--mxfp4-scale-bias",
+        choices=SCALE_BIAS_CHOICES,
+        default="auto",
+        help="E8M0 bias of the source scales: auto (from config.json; refused when it "
+        "cannot tell), 125 (compressed-tensors 0.13.0: corrected by +2) or 127 "
+        "(standard) (default: %(default)s)",
+    )
     p.add_argument("--force", action="store_true", help="replace DST if it exists")
     p.set_defaults(func=run)
 
@@ -80,8 +101,14 @@ def run(args: argparse.Namespace) -> int:
     from fp4stack.cli.progress import Progress
 
     with _sigterm_as_interrupt():
-        stats = cast_checkpoint(
-            args.src, args.dst, args.format, args.workers, args.force, progress=Progress()
+        outcome = cast_checkpoint(
+            args.src,
+            args.dst,
+            args.format,
+            args.workers,
+            args.force,
+            progress=Progress(),
+            scale_bias=args.mxfp4_scale_bias,
         )
-    print(format_report(stats))
+    print(format_report(outcome.stats, outcome.scale_bias.describe(), outcome.dropped))
     return 0

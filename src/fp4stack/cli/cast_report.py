@@ -5,8 +5,11 @@ from __future__ import annotations
 from fp4stack.checkpoint.cast.convert import TensorStats
 
 
-def format_report(stats: list[TensorStats]) -> str:
-    """One row per cast tensor, sorted by name, then a summary line."""
+def format_report(
+    stats: list[TensorStats], scale_bias: str = "", dropped: dict[str, str] | None = None
+) -> str:
+    """One row per cast tensor, sorted by name, a summary line, then how the source's scale
+    bias was handled and which producer files were not copied."""
     rows = sorted(stats, key=lambda s: s.name)
     width = max([len("tensor"), *(len(s.name) for s in rows)])
     lines = [f"{'tensor':<{width}}  {'lossless':>9}  {'OOR blocks':>10}  {'MSE':>10}  path"]
@@ -23,4 +26,8 @@ def format_report(stats: list[TensorStats]) -> str:
         f"{len(rows)} tensors, {blocks} MXFP4 blocks: {pct:.4f}% lossless, {oor} out of range, "
         f"{sum(s.path == 'requantize' for s in rows)} kept the plain requantize"
     )
+    if scale_bias:
+        lines.append(scale_bias)
+    for name, what in sorted((dropped or {}).items()):
+        lines.append(f"not copied: {name} ({what})")
     return "\n".join(lines)

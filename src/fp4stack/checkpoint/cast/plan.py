@@ -47,6 +47,7 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
     bias_of: dict[str, str] = field(default_factory=dict)  # bias tensor -> its unit's blocks
     excluded: list[str] = field(default_factory=list)  # Linear-like modules left unquantized
+    scale_shift: int = 0  # added to every E8M0 exponent (+2 for a bias-125 source)
 
 
 def _fused_biases(src: Source) -> dict[str, QuantUnit]:
@@ -86,9 +87,12 @@ def _scales_bytes(src: Source, blocks: str) -> int:
     return src.info(unit.scales_file, unit.scales).nbytes
 
 
-def make_plan(src: Source, fmt: OutputFormat) -> Plan:
-    """Output tensors of every shard, in source order, with a job per source tensor."""
-    plan = Plan(fmt)
+def make_plan(src: Source, fmt: OutputFormat, scale_shift: int = 0) -> Plan:
+    """Output tensors of every shard, in source order, with a job per source tensor.
+
+    :param scale_shift: added to every source E8M0 exponent (see ``mxfp4_bias``).
+    """
+    plan = Plan(fmt, scale_shift=scale_shift)
     split = fmt.splits_experts and src.layout == GPT_OSS
     biases = _fused_biases(src) if split else {}
     for shard in src.shards:

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,11 +16,28 @@ from fp4stack.checkpoint.cast.convert import TensorStats
 from fp4stack.checkpoint.cast.plan import Job, Plan, make_plan
 from fp4stack.checkpoint.cast.source import INDEX_NAME, Source, open_source
 from fp4stack.checkpoint.cast.work import Worker, batches, init_process, run_batch
+from fp4stack.checkpoint.mxfp4_bias import ScaleBias, resolve_scale_bias
 from fp4stack.checkpoint.safetensors_io import create_output
 from fp4stack.core.errors import ConvertError, UsageError, stage
 
 BATCH_BYTES = 64 << 20
 REWRITTEN = {"config.json", "hf_quant_config.json", INDEX_NAME}
+# Files a producer writes that describe the source's quantization, not the output's: they
+# are not copied (the report lists the ones dropped).
+PRODUCER_FILES = {
+    # llm-compressor's save_pretrained (update_and_save_recipe): the recipe that made the
+    # MXFP4 model (e.g. scheme MXFP4A16); re-running it would not make this NVFP4 output
+    "recipe.yaml": "llm-compressor's recipe for the source's MXFP4 quantization",
+}
+
+
+@dataclass
+class CastOutcome:
+    """What the cast did: per-tensor statistics, the scale bias used, files not carried."""
+
+    stats: list[TensorStats]
+    scale_bias: ScaleBias
+    dropped: dict[str, str] = field(default_factory=dict)  # file name -> what it described
 
 
 class Progress(Protocol):
@@ -72,16 +90,22 @@ def make_temp(dst: Path) -> Path:
     return tmp
 
 
-def _copy_others(src: Source, tmp: Path) -> None:
-    """Tokenizer and every other file or folder, except what the cast rewrites."""
+def _copy_others(src: Source, tmp: Path) -> dict[str, str]:
+    """Tokenizer and every other file or folder, except what the cast rewrites and the
+    producer files describing the source's quantization; returns those dropped."""
     skip = REWRITTEN | set(src.shards)
+    dropped: dict[str, str] = {}
     for entry in sorted(src.root.iterdir()):
         if entry.name in skip:
+            continue
+        if entry.name in PRODUCER_FILES:
+            dropped[entry.name] = PRODUCER_FILES[entry.name]
             continue
         if entry.is_dir():
             shutil.copytree(entry, tmp / entry.name)
         else:
             shutil.copy2(entry, tmp / entry.name)
+    return dropped
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -168,10 +192,13 @@ def cast_checkpoint(
     workers: int,
     force: bool,
     progress: Progress | None = None,
-) -> list[TensorStats]:
+    scale_bias: str = "auto",
+) -> CastOutcome:
     """Cast SRC to DST atomically; on any error or interrupt neither DST nor a temp dir remains.
 
     :param fmt: an output format name (:data:`formats.NAMES`).
+    :param scale_bias: the E8M0 bias of the source scales, "125" or "127", or "auto" to
+        detect it from config.json (see ``mxfp4_bias``); bias 125 is corrected exactly.
     :param workers: processes casting tensors in parallel (1: this process).
     :param force: replace an existing DST.
     :param progress: told the source bytes to cast and each part done; nothing by default.
@@ -182,11 +209,13 @@ def cast_checkpoint(
     check_paths(src_dir, dst, force)
     src = open_source(src_dir)
     try:
-        plan = make_plan(src, output)
+        bias = resolve_scale_bias(src.config, scale_bias, str(src_dir / "config.json"))
+        plan = make_plan(src, output, scale_shift=bias.shift)
         tmp = make_temp(dst)
         try:
             with stage(ConvertError, f"cannot write {dst}"):
-                return _write(src, plan, tmp, dst, workers, progress or NoProgress())
+                stats, dropped = _write(src, plan, tmp, dst, workers, progress or NoProgress())
+                return CastOutcome(stats, bias, dropped)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     finally:
@@ -195,12 +224,12 @@ def cast_checkpoint(
 
 def _write(
     src: Source, plan: Plan, tmp: Path, dst: Path, workers: int, progress: Progress
-) -> list[TensorStats]:
+) -> tuple[list[TensorStats], dict[str, str]]:
     """Fill the temp dir, then rename it to DST."""
-    _copy_others(src, tmp)
+    dropped = _copy_others(src, tmp)
     _write_metadata(src, plan, tmp)
     progress.start(sum(j.nbytes for j in plan.jobs), f"cast {src.root.name}")
     stats = _run_jobs(src, plan, tmp, workers, progress)
     progress.close()
     _finalize(tmp, dst)
-    return stats
+    return stats, dropped

@@ -12,6 +12,7 @@ from fp4stack.checkpoint.cast.convert import TensorStats, cast_mxfp4
 from fp4stack.checkpoint.cast.plan import BIAS, COPY, UNIT, Job, Plan
 from fp4stack.checkpoint.cast.sink import Sink
 from fp4stack.checkpoint.cast.source import Source, open_source
+from fp4stack.checkpoint.mxfp4_bias import to_standard
 from fp4stack.checkpoint.safetensors_io import DTYPE_SIZES, copy_at, write_at
 
 
@@ -66,6 +67,9 @@ class Worker:
         packed = blocks_file.view(unit.blocks).reshape(unit.packed_shape)
         e8m0 = scales_file.read(unit.scales).reshape(scales_file.tensors[unit.scales].shape)
         label = f"{self.src.root / unit.blocks_file}: tensor {unit.blocks!r}"
+        if self.plan.scale_shift:
+            scales_label = f"{self.src.root / unit.scales_file}: tensor {unit.scales!r}"
+            e8m0 = to_standard(e8m0, packed, self.plan.scale_shift, scales_label)
         result = cast_mxfp4(packed, e8m0, label)
         result.stats.name = unit.base
         sink = Sink(fd, blocks_file.fd, blocks_file.tensors[unit.blocks].start)
