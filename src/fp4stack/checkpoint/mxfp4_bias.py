@@ -81,6 +81,17 @@ def parse_version(text: str) -> Version | None:
     return Version(text, key, (match["local"] or "").lower())
 
 
+def _known(text: str) -> Version:
+    parsed = parse_version(text)
+    if parsed is None:
+        raise ValueError(f"{text!r} is not a version")
+    return parsed
+
+
+_FIRST_BIAS_125 = _known(FIRST_BIAS_125)
+_FIRST_FIXED = _known(FIRST_FIXED)
+
+
 @dataclass(frozen=True)
 class ScaleBias:
     """The bias of a source's E8M0 scales and why; ``shift`` is added to every exponent."""
@@ -120,11 +131,6 @@ def _ct_version_bias(version: Any) -> tuple[int | None, str]:
     if parsed < _FIRST_FIXED:
         return CT_BUG_BIAS, f"{where} wrote MXFP4 scales with bias 125 (fixed in {FIRST_FIXED})"
     return STANDARD_BIAS, f"{where} writes standard E8M0 (since {FIRST_FIXED})"
-
-
-_FIRST_BIAS_125 = parse_version(FIRST_BIAS_125)
-_FIRST_FIXED = parse_version(FIRST_FIXED)
-assert _FIRST_BIAS_125 is not None and _FIRST_FIXED is not None
 
 
 def detect_scale_bias(config: dict[str, Any]) -> tuple[int | None, str]:
