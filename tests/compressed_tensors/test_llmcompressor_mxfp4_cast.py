@@ -40,10 +40,13 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 def released_wheel() -> Path:
     """The official compressed-tensors 0.13.0 wheel, checked against upstream/pins.toml."""
-    pins = tomllib.loads((ROOT / "upstream" / "pins.toml").read_text())["compressed-tensors"]
+    upstream = tomllib.loads((ROOT / "upstream" / "pins.toml").read_text())["compressed-tensors"]
+    pins = upstream["lines"]["0.13.0"]
     wheel = ROOT / "build" / "cache" / pins["wheel"]["filename"]
     if not wheel.is_file():
-        pytest.fail(f"{wheel}: missing; `make wheel UPSTREAM=compressed-tensors` downloads it")
+        pytest.fail(
+            f"{wheel}: missing; `make wheel UPSTREAM=compressed-tensors@0.13.0` downloads it"
+        )
     assert hashlib.sha256(wheel.read_bytes()).hexdigest() == pins["wheel"]["sha256"], wheel
     return wheel
 
