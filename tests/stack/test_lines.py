@@ -89,3 +89,18 @@ def test_every_line_keeps_one_wheel_in_dist(toy):
     assert sorted(p.name for p in project.dist.iterdir()) == sorted(
         [second_old.name, wheel_new.name]
     )
+
+
+def test_a_line_env_gets_only_its_own_wheel_and_those_it_names(toy, monkeypatch):
+    """An empty ``wheels_from`` adds no other line's wheel (two lines of one distribution
+    cannot even be installed together). Venv creation itself is not under test here: the
+    recipe handed to it is captured instead."""
+    from fp4stack.testing import suites
+
+    project = add_line(toy, "1.1")
+    recipes = []
+    monkeypatch.setattr(suites.envs, "ensure", lambda venv, recipe: recipes.append(recipe))
+    suites.upstream_env(project, project.lines["toy@1.0"])
+    (recipe,) = recipes
+    assert recipe.extra_wheels == ()
+    assert recipe.wheel is not None and "toy-1.0+fp4stack" in recipe.wheel

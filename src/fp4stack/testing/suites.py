@@ -40,7 +40,7 @@ def upstream_env(project: Project, line: Line) -> Path:
     apply(project, line)
     wheel = build_wheel(project, line)
     extra = []
-    for other in project.select(list(line.env.wheels_from)):
+    for other in [project.line(name) for name in line.env.wheels_from]:
         apply(project, other)
         extra.append(str(build_wheel(project, other)))
     recipe = EnvRecipe(
