@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import os
 import subprocess
 import tarfile
 import zipfile
@@ -158,3 +159,15 @@ def add_line(project: Project, version: str, files: dict[str, str] | None = None
     (project.root / "patches" / "toy" / version).mkdir(parents=True, exist_ok=True)
     (project.root / "patches" / "toy" / version / "series").write_text("# toy stack\n")
     return load_project(project.root)
+
+
+@pytest.fixture
+def pip_env(monkeypatch, tmp_path):
+    """pip configured by the test alone: no config files, no PIP_* or proxy variables."""
+    for name in list(os.environ):
+        if name.startswith("PIP_") or name.lower() in {"http_proxy", "https_proxy", "all_proxy"}:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    return monkeypatch

@@ -1,10 +1,11 @@
-"""pip's own configuration, as ``pip download`` would see it, for finding pinned artifacts.
+"""pip's own configuration, as ``pip download`` (or ``pip install``) would see it.
 
 pip merges its config files and ``PIP_*`` variables itself; ``pip config list`` prints that
 merge as ``<section>.<key>=<repr>`` lines, where section ``:env:`` holds the variables. A
 ``pip download`` takes each key from ``:env:`` over ``[download]`` over ``[global]`` (pip's
-documented override order), splits list options on blanks, and reads booleans as strtobool.
-Only the settings that decide where files come from and how they are fetched are kept.
+documented override order; ``pip install`` reads ``[install]`` instead), splits list options
+on blanks, and reads booleans as strtobool. Only the settings that decide where files come
+from, how they are fetched, and which versions are allowed (constraints) are kept.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fp4stack.core.errors import SourceError
 from fp4stack.core.runner import run
 
 PYPI = "https://pypi.org/simple"
-SECTIONS = ("global", "download", ":env:")  # lowest precedence first
+COMMANDS = ("download", "install")
 _LINE = re.compile(r"^(?P<section>[^.\s=]+)\.(?P<key>[A-Za-z0-9_-]+)=(?P<value>.*)$")
 _ALIASES = {"default-timeout": "timeout"}
 _FIELDS = {
@@ -33,8 +34,9 @@ _FIELDS = {
     "timeout": "timeout",
     "retries": "retries",
     "keyring-provider": "keyring_provider",
+    "constraint": "constraints",
 }
-_LISTS = {"extra-index-url", "find-links", "trusted-host"}
+_LISTS = {"extra-index-url", "find-links", "trusted-host", "constraint"}
 _TRUE = {"y", "yes", "t", "true", "on", "1"}
 _FALSE = {"n", "no", "f", "false", "off", "0"}
 
@@ -54,6 +56,7 @@ class PipSettings:
     timeout: float = 15.0
     retries: int = 5
     keyring_provider: str = "auto"  # only "disabled" is told apart: unearth picks the rest
+    constraints: tuple[str, ...] = ()  # constraint files (pip's cap on what it installs)
 
     @property
     def index_urls(self) -> tuple[str, ...]:
@@ -61,8 +64,8 @@ class PipSettings:
         return () if self.no_index else (self.index_url, *self.extra_index_urls)
 
 
-def pip_settings() -> PipSettings:
-    """This process's pip configuration, read by running ``pip config list``."""
+def pip_settings(command: str = "download") -> PipSettings:
+    """This process's pip configuration for ``pip <command>``, read by ``pip config list``."""
     result = run([sys.executable, "-m", "pip", "config", "list"], check=False)
     if result.returncode != 0:
         tail = " / ".join(result.stdout.strip().splitlines()[-3:])
@@ -71,20 +74,23 @@ def pip_settings() -> PipSettings:
             + tail,
             hint="run `python -m pip config list` to see what pip objects to",
         )
-    return parse_config_list(result.stdout)
+    return parse_config_list(result.stdout, command)
 
 
-def parse_config_list(text: str) -> PipSettings:
+def parse_config_list(text: str, command: str = "download") -> PipSettings:
     """The settings from ``pip config list`` output; unrelated lines and keys are ignored."""
+    if command not in COMMANDS:
+        raise ValueError(f"no pip settings for {command!r}: one of {', '.join(COMMANDS)}")
+    sections = ("global", command, ":env:")
     merged: dict[str, str] = {}
-    by_section: dict[str, dict[str, str]] = {section: {} for section in SECTIONS}
+    by_section: dict[str, dict[str, str]] = {section: {} for section in sections}
     for line in text.splitlines():
         match = _LINE.match(line.strip())
         if not match or match["section"] not in by_section:
             continue
         key = match["key"].lower().replace("_", "-")
         by_section[match["section"]][_ALIASES.get(key, key)] = _unquote(match["value"])
-    for section in SECTIONS:
+    for section in sections:
         merged.update({key: value for key, value in by_section[section].items() if value})
     return _settings(merged)
 

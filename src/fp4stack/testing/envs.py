@@ -11,7 +11,9 @@ from pathlib import Path
 
 from fp4stack.core.errors import EnvError, stage
 from fp4stack.core.fs import sha256_of, write_atomic
+from fp4stack.core.installer import Installer
 from fp4stack.core.log import log
+from fp4stack.core.pipconfig import pip_settings
 from fp4stack.core.runner import run
 
 STAMP = "fp4stack-env.json"
@@ -59,8 +61,9 @@ def ensure(venv: Path, recipe: EnvRecipe) -> Path:
     log(f"preparing test environment {venv}")
     stamp.unlink(missing_ok=True)
     hint = (
-        "the output below is pip's: check that your package index is reachable and that "
-        "the pins in upstream/pins.toml exist on it"
+        "the output below is uv's (installing from the sources pip is configured with): "
+        "check that your package index is reachable and that the pins in "
+        "upstream/pins.toml exist on it"
     )
     with stage(EnvError, f"cannot prepare the test environment {venv}", hint=hint):
         _build(venv, recipe)
@@ -81,40 +84,36 @@ def _stamped_digest(stamp: Path) -> str | None:
 def _build(venv: Path, recipe: EnvRecipe) -> None:
     if not python(venv).exists():
         shutil.rmtree(venv, ignore_errors=True)
+        # the stdlib venv (not uv's) so the env has pip: tests and `pip check` use it
         run([sys.executable, "-m", "venv", venv])
-    pip: list[str | Path] = [
-        python(venv),
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "--disable-pip-version-check",
-    ]
+    uv = Installer(python(venv), pip_settings("install"))
+    torch = f"torch=={recipe.torch}"
     # torch first, alone: anything that pulls torch in later must find this CPU build
-    # already satisfying it, or pip downloads a CUDA build of several GB.
-    run([*pip, f"torch=={recipe.torch}"])
+    # already satisfying it, or the resolver takes a CUDA build of several GB.
+    uv.install(torch)
     if recipe.requires or recipe.requirement_files:
         requirement_args = [arg for f in recipe.requirement_files for arg in ("-r", f)]
-        run([*pip, *recipe.requires, *requirement_args, f"torch=={recipe.torch}"])
+        uv.install(*recipe.requires, *requirement_args, torch)
     if recipe.editable:
-        run([*pip, "-e", recipe.editable, f"torch=={recipe.torch}"])
+        uv.install("-e", recipe.editable, torch)
     if recipe.requires_no_deps:
         # an existing venv still has them from its last build, and `pip check` would refuse
         # them below; they go back in after the check
-        run([python(venv), "-m", "pip", "uninstall", "-q", "-y", *recipe.requires_no_deps])
+        uv.uninstall(recipe.requires_no_deps)
     if recipe.wheel:
         wheels = [recipe.wheel, *recipe.extra_wheels]
-        run([*pip, *wheels, f"torch=={recipe.torch}"])
-        run([*pip, "--force-reinstall", "--no-deps", *wheels])
+        uv.install(*wheels, torch)
+        # same version as the official wheel: only a reinstall swaps the files
+        uv.install(*wheels, no_deps=True, reinstall=True)
         check = run([python(venv), "-m", "pip", "check"], check=False)
         if check.returncode != 0:
             names = ", ".join(Path(w).name for w in wheels)
             raise EnvError(f"`pip check` fails with {names}:\n{check.stdout}")
     if recipe.requires_no_deps:
         # after the check: these are installed precisely because their pins are not met
-        run([*pip, "--no-deps", *recipe.requires_no_deps])
+        uv.install(*recipe.requires_no_deps, no_deps=True)
     if recipe.remove:
-        run([python(venv), "-m", "pip", "uninstall", "-q", "-y", *recipe.remove])
+        uv.uninstall(recipe.remove)
 
 
 def site_packages(venv: Path) -> Path:
