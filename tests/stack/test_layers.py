@@ -14,7 +14,8 @@ ALLOWED = {
     "build": {"core", "stack"},
     "testing": {"core", "stack", "build"},
     "checkpoint": {"core"},
-    "cli": {"core", "stack", "build", "testing", "checkpoint"},
+    "installed": {"core", "stack", "build"},
+    "cli": {"core", "stack", "build", "testing", "checkpoint", "installed"},
 }
 
 

@@ -21,6 +21,7 @@ VERB_MODULES: tuple[str, ...] = (
     "fp4stack.cli.lines",
     "fp4stack.cli.housekeeping",
     "fp4stack.cli.cast",
+    "fp4stack.cli.doctor",
 )
 
 DESCRIPTION = """\
@@ -36,6 +37,9 @@ typical use:
   fp4stack apply                 materialize build/src/<upstream>/ with the series applied
   fp4stack refresh               export commits made in build/src/<upstream>/ to patches/
   fp4stack cast mxfp4-to-nvfp4 SRC DST   convert a checkpoint offline, on a CPU
+  fp4stack doctor CHECKPOINT     check a checkpoint; --env checks an environment
+  fp4stack fix SRC DST           write a checkpoint with the doctor's exact repairs
+  fp4stack install [PACKAGE…]    put the patched wheels into an environment (--undo)
 """
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,8 +15,9 @@ from fp4stack.checkpoint.cast.plan import Job, Plan, make_plan
 from fp4stack.checkpoint.cast.source import INDEX_NAME, Source, open_source
 from fp4stack.checkpoint.cast.work import Worker, batches, init_process, run_batch
 from fp4stack.checkpoint.mxfp4_bias import ScaleBias, resolve_scale_bias
+from fp4stack.checkpoint.outdir import check_paths, finalize, make_temp
 from fp4stack.checkpoint.safetensors_io import create_output
-from fp4stack.core.errors import ConvertError, UsageError, stage
+from fp4stack.core.errors import ConvertError, stage
 
 BATCH_BYTES = 64 << 20
 REWRITTEN = {"config.json", "hf_quant_config.json", INDEX_NAME}
@@ -62,32 +61,6 @@ class NoProgress:
 
     def close(self) -> None:
         pass
-
-
-def check_paths(src: Path, dst: Path, force: bool) -> None:
-    """Refuse DST inside SRC (or SRC inside DST), and an existing DST without --force."""
-    src_r, dst_r = src.resolve(), dst.resolve()
-    if dst_r == src_r or src_r in dst_r.parents:
-        raise UsageError(f"{dst}: DST is inside SRC {src}", hint="write the output elsewhere")
-    if dst_r in src_r.parents:
-        raise UsageError(f"{dst}: DST contains SRC {src}", hint="write the output elsewhere")
-    if (dst.exists() or dst.is_symlink()) and not force:
-        raise UsageError(f"{dst}: already exists", hint="pass --force to replace it")
-
-
-def make_temp(dst: Path) -> Path:
-    """An empty directory beside DST (same file system, so the final rename is atomic)."""
-    parent = dst.absolute().parent
-    if not parent.is_dir():
-        raise UsageError(f"{dst}: parent directory {parent} does not exist")
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".fp4stack-tmp", dir=parent))
-    except OSError as error:
-        raise UsageError(f"{dst}: cannot write in {parent}: {error.strerror}") from error
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; DST should look like any new dir
-    return tmp
 
 
 def _copy_others(src: Source, tmp: Path) -> dict[str, str]:
@@ -171,20 +144,6 @@ def _run_pool(
     return stats
 
 
-def _finalize(tmp: Path, dst: Path) -> None:
-    """Rename the finished temp dir to DST; an old DST (--force) is moved aside first."""
-    old = None
-    if dst.exists() or dst.is_symlink():
-        old = dst.with_name(f".{dst.name}.{os.getpid()}.fp4stack-old")
-        os.rename(dst, old)
-    os.rename(tmp, dst)
-    if old is not None:
-        if old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old)
-        else:
-            old.unlink()
-
-
 def cast_checkpoint(
     src_dir: Path,
     dst: Path,
@@ -231,5 +190,5 @@ def _write(
     progress.start(sum(j.nbytes for j in plan.jobs), f"cast {src.root.name}")
     stats = _run_jobs(src, plan, tmp, workers, progress)
     progress.close()
-    _finalize(tmp, dst)
+    finalize(tmp, dst)
     return stats, dropped

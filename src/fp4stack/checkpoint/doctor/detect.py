@@ -1,0 +1,120 @@
+"""Which low-bit format a checkpoint is in, from config.json and hf_quant_config.json."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fp4stack.checkpoint.doctor.checkpoint import HF_QUANT_CONFIG, Checkpoint
+from fp4stack.core.errors import UsageError
+
+CT_NVFP4 = "compressed-tensors nvfp4-pack-quantized"
+CT_MXFP4 = "compressed-tensors mxfp4-pack-quantized"
+CT_FP8 = "compressed-tensors float-quantized"
+MODELOPT_NVFP4 = "modelopt nvfp4"
+GPT_OSS_MXFP4 = "gpt-oss mxfp4"
+FP8_BLOCK = "fp8 block (quant_method fp8)"
+CT_FORMATS = {
+    "nvfp4-pack-quantized": CT_NVFP4,
+    "mxfp4-pack-quantized": CT_MXFP4,
+    "float-quantized": CT_FP8,
+}
+SUPPORTED = (
+    "compressed-tensors (nvfp4-pack-quantized, mxfp4-pack-quantized, float-quantized), "
+    "ModelOpt NVFP4 (hf_quant_config.json or quant_method 'modelopt'), gpt-oss MXFP4 "
+    "(quant_method 'mxfp4'), FP8 block (quant_method 'fp8' with weight_block_size)"
+)
+
+
+@dataclass
+class Detected:
+    """The formats found, and the parameters the validators check tensors against."""
+
+    formats: list[str]
+    producer: str  # what made it, as recorded (compressed-tensors 0.13.0, modelopt 0.47.0)
+    nvfp4_group: int | None = None  # declared NVFP4 group size
+    mxfp4_group: int | None = None
+    fp8_block: tuple[int, int] | None = None  # declared [out, in] block of block FP8
+    fp8_strategy: str | None = None  # compressed-tensors float-quantized weight strategy
+    quant_algo: str = ""  # ModelOpt
+    activations: bool = False  # activations quantized too (input scales expected)
+    notes: list[str] = field(default_factory=list)  # groups in formats we do not check
+
+
+def _ct(qc: dict[str, Any], found: Detected) -> None:
+    groups = qc.get("config_groups")
+    if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
+        return
+    for name, group in sorted(groups.items()):
+        fmt = group.get("format") or qc.get("format")
+        weights = group.get("weights") if isinstance(group.get("weights"), dict) else {}
+        label = CT_FORMATS.get(str(fmt))
+        if label is None:
+            found.notes.append(f"config group {name!r}: format {fmt!r} is not checked")
+            continue
+        if label not in found.formats:
+            found.formats.append(label)
+        size = weights.get("group_size")
+        if label == CT_NVFP4:
+            found.nvfp4_group = size if isinstance(size, int) else None
+        elif label == CT_MXFP4:
+            found.mxfp4_group = size if isinstance(size, int) else None
+        else:
+            found.fp8_strategy = str(weights.get("strategy"))
+            block = weights.get("block_structure")
+            if isinstance(block, list) and len(block) == 2:
+                found.fp8_block = (int(block[0]), int(block[1]))
+        if group.get("input_activations"):
+            found.activations = True
+
+
+def _modelopt(ckpt: Checkpoint, qc: dict[str, Any]) -> Detected | None:
+    hq = (ckpt.hf_quant or {}).get("quantization")
+    hq = hq if isinstance(hq, dict) else {}
+    if qc.get("quant_method") != "modelopt" and not hq:
+        return None
+    algo = str(qc.get("quant_algo") or hq.get("quant_algo") or "")
+    producer = (ckpt.hf_quant or {}).get("producer") or qc.get("producer") or {}
+    found = Detected([], f"{producer.get('name', '?')} {producer.get('version', '?')}")
+    found.quant_algo = algo
+    if "NVFP4" not in algo.upper():
+        where = HF_QUANT_CONFIG if hq else "config.json"
+        raise UsageError(
+            f"{ckpt.root / where}: ModelOpt quant_algo {algo!r} is not NVFP4",
+            hint=f"the doctor checks: {SUPPORTED}",
+        )
+    found.formats.append(MODELOPT_NVFP4)
+    size = qc.get("group_size") or hq.get("group_size")
+    groups = qc.get("config_groups")
+    if size is None and isinstance(groups, dict):
+        sizes = [((g or {}).get("weights") or {}).get("group_size") for g in groups.values()]
+        size = next((s for s in sizes if s), None)
+    found.nvfp4_group = size if isinstance(size, int) else None
+    found.activations = not algo.upper().startswith("W4A16")
+    return found
+
+
+def detect(ckpt: Checkpoint) -> Detected:
+    """The checkpoint's formats. :raises UsageError: none we check (naming what it is)."""
+    qc = ckpt.quantization_config
+    method = qc.get("quant_method")
+    modelopt = _modelopt(ckpt, qc)
+    if modelopt is not None:
+        return modelopt
+    if method == "mxfp4":
+        return Detected([GPT_OSS_MXFP4], "gpt-oss (quant_method 'mxfp4')", mxfp4_group=32)
+    if method == "fp8" and isinstance(qc.get("weight_block_size"), list):
+        block = qc["weight_block_size"]
+        return Detected([FP8_BLOCK], "quant_method 'fp8'", fp8_block=(block[0], block[1]))
+    if method == "compressed-tensors":
+        found = Detected([], f"compressed-tensors {qc.get('version', '(no version)')}")
+        _ct(qc, found)
+        if found.formats:
+            return found
+        detail = "; ".join(found.notes) or "no config_groups"
+    else:
+        detail = f"quant_method {method!r}" if method else "no quantization_config"
+    raise UsageError(
+        f"{ckpt.root / 'config.json'}: unknown checkpoint format ({detail})",
+        hint=f"the doctor checks: {SUPPORTED}",
+    )

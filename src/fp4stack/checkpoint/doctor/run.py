@@ -1,0 +1,83 @@
+"""Diagnose one checkpoint: open, detect, validate, and name the consumers' verdicts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fp4stack.checkpoint.doctor import detect
+from fp4stack.checkpoint.doctor.checkpoint import Checkpoint, open_checkpoint
+from fp4stack.checkpoint.doctor.common import check_layout
+from fp4stack.checkpoint.doctor.consumers import consumer_verdicts
+from fp4stack.checkpoint.doctor.findings import SEVERITIES, Finding, Report
+from fp4stack.checkpoint.doctor.fp8 import check_fp8
+from fp4stack.checkpoint.doctor.mxfp4 import check_mxfp4
+from fp4stack.checkpoint.doctor.nvfp4 import check_nvfp4
+
+
+def _validate(ckpt: Checkpoint, found: detect.Detected, report: Report) -> int:
+    quantized = 0
+    h = report.headers_only
+    for fmt in found.formats:
+        if fmt in (detect.CT_NVFP4, detect.MODELOPT_NVFP4):
+            quantized += check_nvfp4(ckpt, found, fmt == detect.MODELOPT_NVFP4, report, h)
+        elif fmt in (detect.CT_MXFP4, detect.GPT_OSS_MXFP4):
+            quantized += check_mxfp4(
+                ckpt, fmt == detect.GPT_OSS_MXFP4, found.mxfp4_group, report, h
+            )
+        else:
+            block = found.fp8_block
+            quantized += check_fp8(ckpt, fmt == detect.CT_FP8, found.fp8_strategy, block, report, h)
+    return quantized
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for f in sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.code, f.where)):
+        if (f.code, f.where) not in seen:
+            seen.add((f.code, f.where))
+            out.append(f)
+    return out
+
+
+def diagnose_open(ckpt: Checkpoint, headers_only: bool = False) -> Report:
+    """The report for an opened checkpoint (the caller closes it)."""
+    found = detect.detect(ckpt)
+    report = Report(str(ckpt.root), found.formats, len(ckpt.where), 0, headers_only)
+    report.findings += [
+        Finding(
+            "info", "unchecked-group", "config.json", note, "the doctor does not check this format"
+        )
+        for note in found.notes
+    ]
+    check_layout(ckpt, report)
+    report.quantized = _validate(ckpt, found, report)
+    if report.quantized == 0:
+        report.add(
+            Finding(
+                "error",
+                "no-quantized-tensors",
+                str(ckpt.root),
+                f"config.json declares {', '.join(found.formats)} but no tensor "
+                "has that format's names",
+                "check that the shards match config.json",
+            )
+        )
+    report.findings = _dedupe(report.findings)
+    e8m0fnu = any(ckpt.info(n).dtype == "F8_E8M0" for n in ckpt.where)
+    report.consumers = consumer_verdicts(found, ckpt.config, report.findings, e8m0fnu)
+    return report
+
+
+def diagnose(root: Path, headers_only: bool = False) -> Report:
+    """Diagnose the checkpoint at ``root``.
+
+    :param headers_only: skip every check that reads tensor data (scale values, the
+        exactness of bf16 scales); the rest reads only the safetensors headers.
+    :raises UsageError: not a checkpoint, an unreadable or truncated file, an unknown format.
+    """
+    ckpt = open_checkpoint(root)
+    try:
+        return diagnose_open(ckpt, headers_only)
+    finally:
+        ckpt.close()
