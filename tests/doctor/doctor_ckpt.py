@@ -69,9 +69,15 @@ def _dense(r: np.random.Generator, layers: int) -> dict[str, Tensor]:
 
 
 def _llama(qc: dict, layers: int = 2) -> dict:
-    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
-            "hidden_size": HIDDEN, "intermediate_size": INTER, "num_hidden_layers": layers,
-            "torch_dtype": "bfloat16", "quantization_config": qc}
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTER,
+        "num_hidden_layers": layers,
+        "torch_dtype": "bfloat16",
+        "quantization_config": qc,
+    }
 
 
 def _modules(layers: int) -> list[tuple[str, int, int]]:
@@ -87,12 +93,29 @@ def ct_nvfp4(layers: int = 2, version: str = "0.13.0") -> Ckpt:
         t[f"{mod}.weight_scale"] = e4m3(r.uniform(1, 448, (out, cols // 16)))
         t[f"{mod}.weight_global_scale"] = f32([1234.5])
         t[f"{mod}.input_global_scale"] = f32([321.0])
-    args = {"num_bits": 4, "type": "float", "symmetric": True, "group_size": 16,
-            "strategy": "tensor_group", "dynamic": False, "scale_dtype": "torch.float8_e4m3fn"}
-    qc = {"quant_method": "compressed-tensors", "format": "nvfp4-pack-quantized",
-          "quantization_status": "compressed", "version": version, "ignore": ["lm_head"],
-          "config_groups": {"group_0": {"targets": ["Linear"], "weights": args,
-                                        "input_activations": dict(args, dynamic="local")}}}
+    args = {
+        "num_bits": 4,
+        "type": "float",
+        "symmetric": True,
+        "group_size": 16,
+        "strategy": "tensor_group",
+        "dynamic": False,
+        "scale_dtype": "torch.float8_e4m3fn",
+    }
+    qc = {
+        "quant_method": "compressed-tensors",
+        "format": "nvfp4-pack-quantized",
+        "quantization_status": "compressed",
+        "version": version,
+        "ignore": ["lm_head"],
+        "config_groups": {
+            "group_0": {
+                "targets": ["Linear"],
+                "weights": args,
+                "input_activations": dict(args, dynamic="local"),
+            }
+        },
+    }
     return Ckpt(_llama(qc, layers), t)
 
 
@@ -102,11 +125,22 @@ def ct_mxfp4(layers: int = 2, version: str | None = "0.14.0") -> Ckpt:
     for mod, out, cols in _modules(layers):
         t[f"{mod}.weight_packed"] = u8(r.integers(0, 256, (out, cols // 2)))
         t[f"{mod}.weight_scale"] = u8(r.integers(112, 124, (out, cols // 32)))
-    args = {"num_bits": 4, "type": "float", "symmetric": True, "group_size": 32,
-            "strategy": "group", "dynamic": False, "scale_dtype": "torch.uint8"}
-    qc = {"quant_method": "compressed-tensors", "format": "mxfp4-pack-quantized",
-          "quantization_status": "compressed", "ignore": ["lm_head"],
-          "config_groups": {"group_0": {"targets": ["Linear"], "weights": args}}}
+    args = {
+        "num_bits": 4,
+        "type": "float",
+        "symmetric": True,
+        "group_size": 32,
+        "strategy": "group",
+        "dynamic": False,
+        "scale_dtype": "torch.uint8",
+    }
+    qc = {
+        "quant_method": "compressed-tensors",
+        "format": "mxfp4-pack-quantized",
+        "quantization_status": "compressed",
+        "ignore": ["lm_head"],
+        "config_groups": {"group_0": {"targets": ["Linear"], "weights": args}},
+    }
     if version is not None:
         qc["version"] = version
     return Ckpt(_llama(qc, layers), t)
@@ -122,14 +156,25 @@ def _fp8_block(r: np.random.Generator, layers: int, scale_name: str) -> dict[str
 
 def ct_fp8_block(layers: int = 2) -> Ckpt:
     """compressed-tensors FP8_BLOCK (blocks of 32 here, to keep the files small)."""
-    weights = {"num_bits": 8, "type": "float", "symmetric": True, "strategy": "block",
-               "block_structure": [32, 32], "dynamic": False}
-    acts = {"num_bits": 8, "type": "float", "strategy": "group", "group_size": 32,
-            "dynamic": True}
-    qc = {"quant_method": "compressed-tensors", "format": "float-quantized",
-          "quantization_status": "compressed", "version": "0.13.0", "ignore": ["lm_head"],
-          "config_groups": {"group_0": {"targets": ["Linear"], "weights": weights,
-                                        "input_activations": acts}}}
+    weights = {
+        "num_bits": 8,
+        "type": "float",
+        "symmetric": True,
+        "strategy": "block",
+        "block_structure": [32, 32],
+        "dynamic": False,
+    }
+    acts = {"num_bits": 8, "type": "float", "strategy": "group", "group_size": 32, "dynamic": True}
+    qc = {
+        "quant_method": "compressed-tensors",
+        "format": "float-quantized",
+        "quantization_status": "compressed",
+        "version": "0.13.0",
+        "ignore": ["lm_head"],
+        "config_groups": {
+            "group_0": {"targets": ["Linear"], "weights": weights, "input_activations": acts}
+        },
+    }
     return Ckpt(_llama(qc, layers), _fp8_block(rng(3), layers, "weight_scale"))
 
 
@@ -150,39 +195,59 @@ def modelopt_nvfp4(gpt_oss: bool = False, experts: int = 4) -> Ckpt:
         t[f"{mod}.weight_scale"] = e4m3(r.uniform(1, 448, (out, cols // 16)))
         t[f"{mod}.weight_scale_2"] = f32(np.float32(3e-4))
     if gpt_oss:
-        for proj, (cols, out) in {"gate_up_proj": (HIDDEN, 2 * INTER),
-                                  "down_proj": (INTER, HIDDEN)}.items():
+        for proj, (cols, out) in {
+            "gate_up_proj": (HIDDEN, 2 * INTER),
+            "down_proj": (INTER, HIDDEN),
+        }.items():
             p = f"model.layers.0.mlp.experts.{proj}"
             t[p] = u8(r.integers(0, 256, (experts, cols // 2, out)))
             t[f"{p}_weight_scale"] = e4m3(r.uniform(1, 448, (experts, cols // 16, out)))
             t[f"{p}_weight_scale_2"] = f32(np.float32(2e-4))
             t[f"{p}_bias"] = bf16(r.standard_normal((experts, out)))
     exclude = ["lm_head", "model.embed_tokens"]
-    qc = {"quant_method": "modelopt", "quant_algo": "W4A16_NVFP4", "ignore": exclude,
-          "producer": {"name": "modelopt", "version": "0.47.0"},
-          "config_groups": {"group_0": {"targets": ["Linear"], "weights": {
-              "num_bits": 4, "type": "float", "group_size": 16, "dynamic": False}}}}
+    qc = {
+        "quant_method": "modelopt",
+        "quant_algo": "W4A16_NVFP4",
+        "ignore": exclude,
+        "producer": {"name": "modelopt", "version": "0.47.0"},
+        "config_groups": {
+            "group_0": {
+                "targets": ["Linear"],
+                "weights": {"num_bits": 4, "type": "float", "group_size": 16, "dynamic": False},
+            }
+        },
+    }
     config = _llama(qc, 1)
     if gpt_oss:
         config |= {"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss"}
-    hf = {"producer": {"name": "modelopt", "version": "0.47.0"},
-          "quantization": {"quant_algo": "W4A16_NVFP4", "kv_cache_quant_algo": None,
-                           "group_size": 16, "exclude_modules": exclude}}
+    hf = {
+        "producer": {"name": "modelopt", "version": "0.47.0"},
+        "quantization": {
+            "quant_algo": "W4A16_NVFP4",
+            "kv_cache_quant_algo": None,
+            "group_size": 16,
+            "exclude_modules": exclude,
+        },
+    }
     return Ckpt(config, t, {"hf_quant_config.json": hf})
 
 
 def gpt_oss_mxfp4(experts: int = 4) -> Ckpt:
     r = rng(6)
     t = _dense(r, 1)
-    for proj, (rows, cols) in {"gate_up_proj": (2 * INTER, HIDDEN),
-                               "down_proj": (HIDDEN, INTER)}.items():
+    for proj, (rows, cols) in {
+        "gate_up_proj": (2 * INTER, HIDDEN),
+        "down_proj": (HIDDEN, INTER),
+    }.items():
         p = f"model.layers.0.mlp.experts.{proj}"
         t[f"{p}_blocks"] = u8(r.integers(0, 256, (experts, rows, cols // 32, 16)))
         t[f"{p}_scales"] = u8(r.integers(112, 124, (experts, rows, cols // 32)))
         t[f"{p}_bias"] = bf16(r.standard_normal((experts, rows)))
-    config = {"architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss",
-              "quantization_config": {"quant_method": "mxfp4",
-                                      "modules_to_not_convert": ["lm_head"]}}
+    config = {
+        "architectures": ["GptOssForCausalLM"],
+        "model_type": "gpt_oss",
+        "quantization_config": {"quant_method": "mxfp4", "modules_to_not_convert": ["lm_head"]},
+    }
     return Ckpt(config, t)
 
 
@@ -191,8 +256,11 @@ def save_safetensors(path: Path, tensors: dict[str, Tensor], metadata: dict | No
     blobs, offset = [], 0
     for name, (dtype, array) in tensors.items():
         data = np.ascontiguousarray(array).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(np.shape(array)),
-                        "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(np.shape(array)),
+            "data_offsets": [offset, offset + len(data)],
+        }
         blobs.append(data)
         offset += len(data)
     text = json.dumps(header).encode()

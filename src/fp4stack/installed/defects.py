@@ -98,10 +98,10 @@ def _build(project: Project, line: Line | None, dist: Installed) -> str:
 def _defects(project: Project, line: Line, python: Path, dist: Installed) -> list[Defect]:
     patches = series_paths(project.patches(line))
     probed = behaviour.run_probes(python, [p.stem for p in patches])
+    prints = fingerprint.check_series(patches, line.package_root, dist)
     out = []
-    for patch in patches:
+    for patch, (status, why) in zip(patches, prints, strict=True):
         rel = str(patch.relative_to(project.root))
-        status, why = fingerprint.check_patch(patch, line.package_root, dist)
         verdict = probed.get(patch.stem)
         if verdict is not None and verdict[0] is not None:
             state: fingerprint.Status = "affected" if verdict[0] else "fixed"

@@ -5,6 +5,13 @@ lines) found in the installed file means applied; its pristine text (context and
 lines) found means not applied. All hunks applied: the defect is fixed; none: the code is
 the pristine release's; anything else: the code is neither (another release, or edited),
 and the verdict is unknown. The version number plays no part.
+
+A later patch of the same series may rewrite lines an earlier one added, so a hunk whose
+patched and pristine texts are both absent is judged by its distinctive lines: those it
+adds (and does not remove) against those it removes (and does not add), each at least
+:data:`DISTINCTIVE` characters long, so that a common line such as ``return x`` decides
+nothing. Lines a later patch of the series removes are not expected (and lines it adds back
+are not refused); a hunk left with nothing to look for was superseded, and is not counted.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ Status = Literal["fixed", "affected", "unknown"]
 _DIFF = re.compile(r"^diff --git a/(\S+) b/(\S+)$")
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@")
 _DIST_INFO = re.compile(r"^[^/]+\.dist-info/")
+DISTINCTIVE = 16
 
 
 @dataclass
@@ -82,6 +90,48 @@ def _block_in(block: list[str], text: str, metadata: bool) -> bool:
     return "\n" + "\n".join(block) + "\n" in text
 
 
+@dataclass(frozen=True)
+class Later:
+    """Lines the later patches of the series remove and add (stripped)."""
+
+    removed: frozenset[str] = frozenset()
+    added: frozenset[str] = frozenset()
+
+
+def _later(diffs: list[list[FileDiff]], index: int) -> Later:
+    removed: set[str] = set()
+    added: set[str] = set()
+    for files in diffs[index + 1 :]:
+        for diff in files:
+            for hunk in diff.hunks:
+                old, new = {x.strip() for x in hunk.old}, {x.strip() for x in hunk.new}
+                removed |= old - new
+                added |= new - old
+    return Later(frozenset(removed), frozenset(added))
+
+
+def _superseded(hunk: Hunk, later: Later) -> bool:
+    old, new = {ln.strip() for ln in hunk.old}, {ln.strip() for ln in hunk.new}
+    added = {ln for ln in new - old if ln}
+    return bool(added) and added <= later.removed
+
+
+def _by_lines(hunk: Hunk, lines: set[str], later: Later) -> str:
+    """ "applied", "missing" or "other" from the hunk's distinctive lines."""
+    old = {ln.strip() for ln in hunk.old}
+    new = {ln.strip() for ln in hunk.new}
+    added = {ln for ln in new - old - later.removed if len(ln) >= DISTINCTIVE}
+    removed = {ln for ln in old - new - later.added if len(ln) >= DISTINCTIVE}
+    has_added, has_removed = bool(added & lines), bool(removed & lines)
+    if has_added and not has_removed and (added or not removed):
+        return "applied"
+    if has_removed and not has_added:
+        return "missing"
+    if not removed and added and not has_added:
+        return "missing"
+    return "other"
+
+
 def _read(path: Path, metadata: bool) -> str | None:
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -91,29 +141,45 @@ def _read(path: Path, metadata: bool) -> str | None:
     return "\n" + "\n".join(lines) + "\n"
 
 
-def check_patch(patch: Path, package_root: str, dist: Installed) -> tuple[Status, str]:
-    """Whether ``patch`` is in the installed ``dist``, and a short why."""
-    applied = missing = other = 0
-    for diff in parse_diff(patch.read_text(encoding="utf-8", errors="replace")):
+def check_series(
+    patches: list[Path], package_root: str, dist: Installed
+) -> list[tuple[Status, str]]:
+    """For each patch of a series, in order: whether it is in the installed ``dist``."""
+    diffs = [parse_diff(p.read_text(encoding="utf-8", errors="replace")) for p in patches]
+    return [_check(files, _later(diffs, i), package_root, dist) for i, files in enumerate(diffs)]
+
+
+def _check(
+    files: list[FileDiff], later: Later, package_root: str, dist: Installed
+) -> tuple[Status, str]:
+    applied = missing = other = superseded = 0
+    for diff in files:
         target = _installed_path(diff.path, package_root, dist)
         if target is None:
             continue
         metadata = target.parent == dist.dist_info
         text = _read(target, metadata)
+        lines = {ln.strip() for ln in text.split("\n")} if text is not None else set()
         for hunk in diff.hunks:
             if text is None:
-                missing += diff.created
-                other += not diff.created
+                verdict = "missing" if diff.created else "other"
             elif _block_in(hunk.new, text, metadata):
-                applied += 1
+                verdict = "applied"
             elif _block_in(hunk.old, text, metadata):
-                missing += 1
+                verdict = "missing"
+            elif _superseded(hunk, later):
+                verdict = "superseded"
             else:
-                other += 1
+                verdict = _by_lines(hunk, lines, later)
+            applied += verdict == "applied"
+            missing += verdict == "missing"
+            other += verdict == "other"
+            superseded += verdict == "superseded"
     total = applied + missing + other
+    note = f", {superseded} rewritten by a later patch" if superseded else ""
     if total == 0:
-        return "unknown", "the patch changes no file this distribution installs"
-    counts = f"{applied}/{total} hunks present"
+        return "unknown", "the patch changes no file this distribution installs" + note
+    counts = f"{applied}/{total} hunks present{note}"
     if applied == total:
         return "fixed", f"code fingerprint: {counts}"
     if missing == total:
