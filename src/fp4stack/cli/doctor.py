@@ -180,7 +180,9 @@ def run_install(args: argparse.Namespace) -> int:
 
     changes = install(load_project(), args.python, args.packages, undo=args.undo)
     for change in changes:
-        if change.wheel:
+        if change.skipped:
+            print(f"{change.distribution}: left as it is: {change.skipped}")
+        elif change.wheel:
             print(
                 f"{change.distribution}: {change.before} -> {change.after} "
                 f"({Path(change.wheel).name})"

@@ -7,11 +7,14 @@ the pristine release's; anything else: the code is neither (another release, or 
 and the verdict is unknown. The version number plays no part.
 
 A later patch of the same series may rewrite lines an earlier one added, so a hunk whose
-patched and pristine texts are both absent is judged by its distinctive lines: those it
-adds (and does not remove) against those it removes (and does not add), each at least
-:data:`DISTINCTIVE` characters long, so that a common line such as ``return x`` decides
-nothing. Lines a later patch of the series removes are not expected (and lines it adds back
-are not refused); a hunk left with nothing to look for was superseded, and is not counted.
+patched and pristine texts are both absent is judged by its distinctive lines (at least
+:data:`DISTINCTIVE` characters, so that a line such as ``return x`` decides nothing): all of
+those it adds present, and not all of those it removes, is applied; not all it adds, and
+all it removes (or it removes none), is not. Lines a later patch of the series removes are
+not expected (and lines it adds back are not refused); a hunk left with nothing to look for
+was superseded, and is not counted.
+Lines an earlier patch added are not expected in pristine code either: a hunk that rewrites
+them is judged by what it adds.
 """
 
 from __future__ import annotations
@@ -92,22 +95,30 @@ def _block_in(block: list[str], text: str, metadata: bool) -> bool:
 
 @dataclass(frozen=True)
 class Later:
-    """Lines the later patches of the series remove and add (stripped)."""
+    """Lines the later patches of the series remove and add, and the lines the earlier ones
+    add (stripped): a pristine install has none of the latter."""
 
     removed: frozenset[str] = frozenset()
     added: frozenset[str] = frozenset()
+    earlier_added: frozenset[str] = frozenset()
 
 
-def _later(diffs: list[list[FileDiff]], index: int) -> Later:
+def _changes(diffs: list[list[FileDiff]]) -> tuple[set[str], set[str]]:
     removed: set[str] = set()
     added: set[str] = set()
-    for files in diffs[index + 1 :]:
+    for files in diffs:
         for diff in files:
             for hunk in diff.hunks:
                 old, new = {x.strip() for x in hunk.old}, {x.strip() for x in hunk.new}
                 removed |= old - new
                 added |= new - old
-    return Later(frozenset(removed), frozenset(added))
+    return removed, added
+
+
+def _later(diffs: list[list[FileDiff]], index: int) -> Later:
+    removed, added = _changes(diffs[index + 1 :])
+    _, earlier = _changes(diffs[:index])
+    return Later(frozenset(removed), frozenset(added), frozenset(earlier))
 
 
 def _superseded(hunk: Hunk, later: Later) -> bool:
@@ -121,13 +132,12 @@ def _by_lines(hunk: Hunk, lines: set[str], later: Later) -> str:
     old = {ln.strip() for ln in hunk.old}
     new = {ln.strip() for ln in hunk.new}
     added = {ln for ln in new - old - later.removed if len(ln) >= DISTINCTIVE}
-    removed = {ln for ln in old - new - later.added if len(ln) >= DISTINCTIVE}
-    has_added, has_removed = bool(added & lines), bool(removed & lines)
-    if has_added and not has_removed and (added or not removed):
+    removed = {ln for ln in old - new - later.added - later.earlier_added if len(ln) >= DISTINCTIVE}
+    all_added = bool(added) and added <= lines
+    all_removed = bool(removed) and removed <= lines
+    if all_added and not all_removed:
         return "applied"
-    if has_removed and not has_added:
-        return "missing"
-    if not removed and added and not has_added:
+    if (added or removed) and not all_added and (all_removed or not removed):
         return "missing"
     return "other"
 

@@ -26,19 +26,29 @@ class Change:
     before: str
     after: str
     wheel: str
+    skipped: str = ""  # why it was left as it is (no line for its release)
 
 
 def _lines_we_have(project: Project, upstream: str) -> str:
     return ", ".join(ln.id for ln in project.lines_of(upstream))
 
 
+def _no_line(project: Project, dist: Installed, upstream: str) -> UsageError:
+    return UsageError(
+        f"{dist.name} {dist.version}: fp4stack has no line for this release "
+        f"(lines: {_lines_we_have(project, upstream)})",
+        hint="install a release we have a line for, or add one with `fp4stack rebase`",
+    )
+
+
 def _chosen(
     project: Project, installed: dict[str, Installed], names: list[str]
-) -> list[tuple[Installed, Line]]:
+) -> tuple[list[tuple[Installed, Line]], list[Change]]:
+    """The distributions to replace, and those left (unnamed, without a line)."""
     dists = distributions(project)
     by_upstream = {up: d for d, up in dists.items()}
     wanted = [by_upstream.get(n, n) for n in names] or [d for d in dists if d in installed]
-    chosen = []
+    chosen, skipped, refusals = [], [], []
     for name in wanted:
         if name not in dists:
             raise UsageError(
@@ -51,19 +61,21 @@ def _chosen(
             )
         dist, upstream = installed[name], dists[name]
         line = line_for(project, upstream, dist.public)
+        if line is None and names:
+            raise _no_line(project, dist, upstream)
         if line is None:
-            raise UsageError(
-                f"{name} {dist.version}: fp4stack has no line for this release "
-                f"(lines: {_lines_we_have(project, upstream)})",
-                hint="install a release we have a line for, or add one with `fp4stack rebase`",
-            )
-        chosen.append((dist, line))
+            refusals.append(_no_line(project, dist, upstream))
+            skipped.append(Change(name, dist.version, dist.version, "", str(refusals[-1])))
+        else:
+            chosen.append((dist, line))
+    if not chosen and refusals:
+        raise refusals[0]
     if not chosen:
         raise UsageError(
             "none of fp4stack's upstreams is installed in this environment",
             hint=f"fp4stack patches: {', '.join(dists)}",
         )
-    return chosen
+    return chosen, skipped
 
 
 def _wheel(project: Project, line: Line, undo: bool) -> Path:
@@ -90,9 +102,9 @@ def install(project: Project, python: Path, names: list[str], undo: bool = False
     :raises EnvError: pip fails, or ``pip check`` reports something it did not before.
     """
     installed = probe(python, list(distributions(project))).packages
-    changes = []
+    chosen, changes = _chosen(project, installed, names)
     before_check = _pip_check(python)
-    for dist, line in _chosen(project, installed, names):
+    for dist, line in chosen:
         target = line.version if undo else local_version(project, line)
         if dist.version == target:
             changes.append(Change(dist.name, dist.version, target, ""))
