@@ -220,6 +220,20 @@ DEFECTS = [
         "gate_up_proj",
     ),
     (
+        "modelopt-nvfp4",
+        "algo-disagrees",
+        lambda c: c.files["hf_quant_config.json"]["quantization"].update(quant_algo="NVFP4"),
+        "config-mismatch",
+        "config.json",
+    ),
+    (
+        "ct-mxfp4",
+        "nvfp4-module",
+        _set(f"{MX}.weight_global_scale", dc.f32([100.0])),
+        "format-mismatch",
+        MX,
+    ),
+    (
         "gpt-oss-mxfp4",
         "no-scales",
         _drop(f"{L0}.mlp.experts.down_proj_scales"),
@@ -321,3 +335,13 @@ def test_every_patch_named_by_a_consumer_exists():
         path = ROOT / patch
         assert path.is_file(), patch
         assert path.name in (path.parent / "series").read_text(), patch
+
+
+def test_bias_125_shift_out_of_range_is_refused_with_the_numbers(tmp_path):
+    ckpt = dc.ct_mxfp4(version="0.13.0")
+    _poke(f"{MX}.weight_scale", 3, 254)(ckpt)
+    report = diagnose(dc.write(tmp_path / "c", ckpt))
+    [finding] = [f for f in report.findings if f.code == "mxfp4-scale-bias-125"]
+    assert finding.repairs == ()
+    assert "1 scales of non-zero blocks would leave the E8M0 range" in finding.refusal
+    assert f"{MX}.weight_scale index 3: byte 254" in finding.refusal

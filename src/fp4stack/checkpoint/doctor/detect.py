@@ -39,6 +39,7 @@ class Detected:
     quant_algo: str = ""  # ModelOpt
     activations: bool = False  # activations quantized too (input scales expected)
     notes: list[str] = field(default_factory=list)  # groups in formats we do not check
+    conflicts: list[str] = field(default_factory=list)  # config.json vs hf_quant_config.json
 
 
 def _ct(qc: dict[str, Any], found: Detected) -> None:
@@ -84,6 +85,13 @@ def _modelopt(ckpt: Checkpoint, qc: dict[str, Any]) -> Detected | None:
             hint=f"the doctor checks: {SUPPORTED}",
         )
     found.formats.append(MODELOPT_NVFP4)
+    for key in ("quant_algo", "group_size"):
+        ours, theirs = qc.get(key), hq.get(key)
+        if ours is not None and theirs is not None and ours != theirs:
+            found.conflicts.append(
+                f"{key} is {ours!r} in config.json but {theirs!r} in {HF_QUANT_CONFIG} "
+                "(vLLM reads config.json's quantization_config first)"
+            )
     size = qc.get("group_size") or hq.get("group_size")
     groups = qc.get("config_groups")
     if size is None and isinstance(groups, dict):

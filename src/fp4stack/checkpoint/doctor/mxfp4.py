@@ -11,7 +11,13 @@ import numpy as np
 from fp4stack.checkpoint.doctor.checkpoint import Checkpoint
 from fp4stack.checkpoint.doctor.common import FIX
 from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
-from fp4stack.checkpoint.mxfp4_bias import CT_BUG_BIAS, STANDARD_BIAS, detect_scale_bias
+from fp4stack.checkpoint.mxfp4_bias import (
+    CT_BUG_BIAS,
+    E8M0_MAX,
+    STANDARD_BIAS,
+    detect_scale_bias,
+    nonzero_blocks,
+)
 
 GROUP = 32
 SCALE_DTYPES = ("U8", "F8_E8M0")
@@ -48,8 +54,29 @@ def _expected(unit: Unit, shape: tuple[int, ...]) -> tuple[int, ...] | None:
     return None
 
 
+def _nvfp4_modules(ckpt: Checkpoint, report: Report) -> None:
+    """Packed weights with a global scale are NVFP4, which this config does not declare."""
+    for name in sorted(ckpt.where):
+        if name.endswith(".weight_packed") and f"{name[:-7]}_global_scale" in ckpt.where:
+            report.add(
+                Finding(
+                    "error",
+                    "format-mismatch",
+                    ckpt.label(name),
+                    "an NVFP4 module (it has a weight_global_scale) in a checkpoint whose "
+                    "config declares only mxfp4-pack-quantized: loaders read it as MXFP4",
+                    "fix quantization_config to declare the NVFP4 group, or re-export",
+                )
+            )
+
+
 def check_mxfp4(
-    ckpt: Checkpoint, gpt_oss: bool, group: int | None, report: Report, headers_only: bool
+    ckpt: Checkpoint,
+    gpt_oss: bool,
+    group: int | None,
+    report: Report,
+    headers_only: bool,
+    nvfp4_too: bool = False,
 ) -> int:
     """Validate every MXFP4 unit and the scales' E8M0 bias; returns how many units."""
     if group not in (None, GROUP):
@@ -63,12 +90,14 @@ def check_mxfp4(
             )
         )
     units = _units(ckpt, gpt_oss)
+    if not gpt_oss and not nvfp4_too:
+        _nvfp4_modules(ckpt, report)
     for unit in units:
         _check_unit(ckpt, unit, report, headers_only)
     _orphans(ckpt, units, gpt_oss, report)
     good = [u for u in units if u.scale in ckpt.where]
     if good:
-        _check_bias(ckpt, good, report)
+        _check_bias(ckpt, good, report, headers_only)
     return len(units)
 
 
@@ -150,10 +179,34 @@ def _orphans(ckpt: Checkpoint, units: list[Unit], gpt_oss: bool, report: Report)
             )
 
 
-def _check_bias(ckpt: Checkpoint, units: list[Unit], report: Report) -> None:
+def _out_of_range(ckpt: Checkpoint, units: list[Unit], shift: int) -> str:
+    """Why the shift would not be exact: scales of non-zero blocks that would leave E8M0's
+    range (the packed weights are read only for tensors holding such a scale)."""
+    bad, first = 0, ""
+    for unit in units:
+        scales = ckpt.raw(unit.scale)
+        high = scales.astype(np.int16) + shift > E8M0_MAX
+        if not high.any():
+            continue
+        live = nonzero_blocks(ckpt.raw(unit.packed)).reshape(-1)
+        hit = high & live
+        bad += int(np.count_nonzero(hit))
+        if hit.any() and not first:
+            index = int(np.argmax(hit))
+            first = f"{ckpt.label(unit.scale)} index {index}: byte {int(scales[index])}"
+    if not bad:
+        return ""
+    return (
+        f"{bad} scales of non-zero blocks would leave the E8M0 range when moved by "
+        f"+{shift} (first: {first}): these bytes do not look like bias 125"
+    )
+
+
+def _check_bias(ckpt: Checkpoint, units: list[Unit], report: Report, headers_only: bool) -> None:
     bias, why = detect_scale_bias(ckpt.config)
     if bias == CT_BUG_BIAS:
         shift = STANDARD_BIAS - CT_BUG_BIAS
+        refusal = "" if headers_only else _out_of_range(ckpt, units, shift)
         repairs = tuple(
             Repair("e8m0-shift", target=u.scale, partner=u.packed, shift=shift) for u in units
         )
@@ -163,11 +216,14 @@ def _check_bias(ckpt: Checkpoint, units: list[Unit], report: Report) -> None:
                 BIAS_CODE,
                 "config.json",
                 f"{why}: every standard MX reader (vLLM, compressed-tensors 0.14+, fp4stack's "
-                f"patched 0.13.0, `fp4stack cast`) decodes these {len(units)} weights to 1/4 of "
-                "the producer's",
+                f"patched 0.13.0) decodes these {len(units)} weights to 1/4 of the producer's "
+                "(`fp4stack cast` corrects it itself)" + (f"; {refusal}" if refusal else ""),
                 f"`{FIX}` moves every exponent by +{shift} to standard E8M0 (exact), and records "
-                "it in quantization_config.version",
-                repairs=repairs,
+                "it in quantization_config.version"
+                if not refusal
+                else "check the producer version recorded in quantization_config",
+                repairs=() if refusal else repairs,
+                refusal=refusal,
             )
         )
     elif bias is None:

@@ -21,9 +21,9 @@ def _validate(ckpt: Checkpoint, found: detect.Detected, report: Report) -> int:
         if fmt in (detect.CT_NVFP4, detect.MODELOPT_NVFP4):
             quantized += check_nvfp4(ckpt, found, fmt == detect.MODELOPT_NVFP4, report, h)
         elif fmt in (detect.CT_MXFP4, detect.GPT_OSS_MXFP4):
-            quantized += check_mxfp4(
-                ckpt, fmt == detect.GPT_OSS_MXFP4, found.mxfp4_group, report, h
-            )
+            nvfp4_too = detect.CT_NVFP4 in found.formats
+            gpt = fmt == detect.GPT_OSS_MXFP4
+            quantized += check_mxfp4(ckpt, gpt, found.mxfp4_group, report, h, nvfp4_too)
         else:
             block = found.fp8_block
             quantized += check_fp8(ckpt, fmt == detect.CT_FP8, found.fp8_strategy, block, report, h)
@@ -49,6 +49,16 @@ def diagnose_open(ckpt: Checkpoint, headers_only: bool = False) -> Report:
             "info", "unchecked-group", "config.json", note, "the doctor does not check this format"
         )
         for note in found.notes
+    ]
+    report.findings += [
+        Finding(
+            "warning",
+            "config-mismatch",
+            "config.json",
+            conflict,
+            "make the two files agree with the tensors",
+        )
+        for conflict in found.conflicts
     ]
     check_layout(ckpt, report)
     report.quantized = _validate(ckpt, found, report)
