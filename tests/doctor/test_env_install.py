@@ -71,6 +71,8 @@ def test_env_tells_pristine_from_patched_and_install_undo_round_trip(pristine_ct
     assert behaviour == {
         "store-mxfp4-scales-as-standard-e8m0-bias-127",
         "decompress-weights-into-the-dtype-the-model-was-loaded-in",
+        "do-arithmetic-on-fp8-scales-in-a-non-fp8-dtype",
+        "pack-nvfp4-weights-on-the-meta-device-without-torch-compile",
     }
     assert ct["command"] == f"fp4stack install --python {pristine_ct} compressed-tensors"
 

@@ -30,6 +30,42 @@ byte = int(stored.reshape(-1)[0])
 affected = byte != 127
 detail = f"MXFP4 scale 1.0 stored as E8M0 byte {byte} (standard: 127)"
 """,
+    # Float8 tensors take no part in type promotion: an fp8 NVFP4 group scale divided by a
+    # float32 global scale raises unless it is upcast first.
+    "do-arithmetic-on-fp8-scales-in-a-non-fp8-dtype": """
+import torch
+from compressed_tensors.quantization import preset_name_to_scheme
+from compressed_tensors.quantization.lifecycle.forward import dequantize
+x_q = torch.tensor([[1.0, -2.0] * 16] * 2)
+scale = torch.tensor([[2.0, 4.0]] * 2).to(torch.float8_e4m3fn)
+args = preset_name_to_scheme("NVFP4", ["Linear"]).weights
+try:
+    out = dequantize(x_q=x_q, scale=scale, global_scale=torch.tensor([2.0]), args=args,
+                     dtype=torch.float32)
+    want = x_q * (scale.float() / 2.0).repeat_interleave(16, dim=1)
+    affected = not torch.equal(out, want)
+    detail = "dequantizing with an fp8 group scale " + ("gives wrong values" if affected
+                                                        else "works")
+except RuntimeError as error:
+    if "Float8" not in str(error):
+        raise
+    affected = True
+    detail = f"dequantizing with an fp8 group scale fails: {error}"
+""",
+    # transformers compresses the empty model on the meta device: packing must work there.
+    "pack-nvfp4-weights-on-the-meta-device-without-torch-compile": """
+import torch
+from compressed_tensors.compressors.quantized_compressors.fp4_quantized import (
+    pack_fp4_to_uint8)
+values = torch.tensor([0.0, 0.5, -1.0, 6.0]).repeat(8, 8)
+try:
+    packed = pack_fp4_to_uint8(values.to("meta"))
+    affected = packed.device.type != "meta" or tuple(packed.shape) != (8, 16)
+    detail = f"packing on the meta device gives {packed.device.type} {tuple(packed.shape)}"
+except RuntimeError as error:
+    affected = True
+    detail = f"packing NVFP4 on the meta device fails: {str(error).splitlines()[0]}"
+""",
     # NVFP4 weights must decompress into the dtype the model was loaded in (float32 here).
     "decompress-weights-into-the-dtype-the-model-was-loaded-in": """
 import torch
