@@ -74,8 +74,8 @@ def _package(pkg: PackageReport) -> list[str]:
 def format_env(env: EnvReport) -> str:
     """The environment report as text."""
     lines = [f"python: {env.python} ({env.python_version}); torch {env.torch or 'not installed'}"]
-    if not env.packages:
-        lines.append("none of compressed-tensors, vllm, nvidia-modelopt, transformers is installed")
+    if env.missing:
+        lines.append(f"not installed: {', '.join(env.missing)}")
     for pkg in env.packages:
         lines += ["", *_package(pkg)]
     lines += ["", "affected: fix with the commands above" if env.affected else "no known defect"]

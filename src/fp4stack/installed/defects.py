@@ -47,6 +47,7 @@ class EnvReport:
     python_version: str
     torch: str
     packages: list[PackageReport]
+    missing: list[str] = field(default_factory=list)  # our distributions not installed
 
     @property
     def affected(self) -> bool:
@@ -121,6 +122,7 @@ def check_env(project: Project, python: Path) -> EnvReport:
     for name, upstream in dists.items():
         dist = env.packages.get(name)
         if dist is None:
+            report.missing.append(name)
             continue
         line = line_for(project, upstream, dist.public)
         pkg = PackageReport(name, dist.version, build=_build(project, line, dist))
