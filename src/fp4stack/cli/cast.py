@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 
 from fp4stack.checkpoint.cast import formats
+from fp4stack.cli.signals import sigterm_as_interrupt
 
 # mirrors checkpoint.mxfp4_bias.STATED_CHOICES, which imports numpy (kept out of --help)
 SCALE_BIAS_CHOICES = ("auto", "125", "127")
@@ -80,27 +77,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(func=run)
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM cleans up like Ctrl-C does: the cast removes its temp dir on KeyboardInterrupt."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the cast with a progress bar on stderr; print the per-tensor report on stdout."""
     from fp4stack.checkpoint.cast.run import cast_checkpoint
     from fp4stack.cli.cast_report import format_report
     from fp4stack.cli.progress import Progress
 
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         outcome = cast_checkpoint(
             args.src,
             args.dst,

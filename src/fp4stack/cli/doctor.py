@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from fp4stack.cli.cast import _sigterm_as_interrupt
+from fp4stack.cli.signals import sigterm_as_interrupt
 from fp4stack.core.errors import UsageError
 
 DOCTOR = """\
@@ -166,7 +166,7 @@ def run_fix(args: argparse.Namespace) -> int:
             print(f"  {step.line}")
         for finding in plan.left:
             print(f"  left as is: {finding.code} {finding.where}: {finding.fix}")
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             apply_fix(plan, args.src, args.dst)
     finally:
         plan.close()
