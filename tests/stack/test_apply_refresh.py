@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from fp4stack.core import git
@@ -86,3 +88,35 @@ def test_a_patch_that_does_not_apply_names_itself_and_its_file(toy):
     assert git.am_in_progress(toy.src(upstream)), "git am --continue must be able to resume"
     with pytest.raises(PatchError, match="git am"):
         apply(toy, upstream)
+
+
+def _stopped_on_a_broken_patch(toy, fresh=False):
+    upstream = _stack_with_one_patch(toy)
+    patch = toy.patches(upstream) / "triple-instead-of-double.patch"
+    good = patch.read_text()
+    patch.write_text(good.replace("-    return x * 2", "-    return x * 5"))
+    if fresh:  # a first apply (a new clone, or after `make clean`)
+        shutil.rmtree(toy.src(upstream))
+    with pytest.raises(PatchError):
+        apply(toy, upstream)
+    return upstream, patch, good
+
+
+def test_apply_after_git_am_abort_starts_again_without_force(toy):
+    upstream, patch, good = _stopped_on_a_broken_patch(toy)
+    git.git(toy.src(upstream), "am", "--abort")
+    patch.write_text(good)
+    assert apply(toy, upstream) is True, "an aborted am left nothing to lose: no --force"
+    assert (toy.src(upstream) / "src/toy/core.py").read_text() == TRIPLE
+    assert apply(toy, upstream) is False
+
+
+def test_refresh_after_git_am_continue_exports_the_resolution(toy):
+    upstream, patch, _ = _stopped_on_a_broken_patch(toy, fresh=True)
+    repo = toy.src(upstream)
+    (repo / "src/toy/core.py").write_text(TRIPLE)
+    git.git(repo, "add", "src/toy/core.py")
+    git.git(repo, "am", "--continue")
+    assert refresh(toy, upstream) == ["triple-instead-of-double.patch"]
+    assert "-    return x * 2" in patch.read_text()
+    assert apply(toy, upstream) is False

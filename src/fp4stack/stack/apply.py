@@ -18,6 +18,7 @@ from fp4stack.stack.pins import Line, Project
 from fp4stack.stack.series import series_paths, stack_digest
 
 STATE_FILE = "fp4stack-state.json"
+PENDING = "pending"  # the inputs of a state written before a `git am` that may stop
 FORMAT_PATCH = [
     "format-patch", "--stdout", "--zero-commit", "--full-index", "--no-signature",
     "--no-stat", "--keep-subject", "--no-numbered", "--no-renames",
@@ -56,6 +57,9 @@ def _apply(project: Project, line: Line, force: bool) -> bool:
         _abort_am(repo)
     git.git(repo, "checkout", "-q", "-f", "-B", sources.PATCHED_BRANCH, sources.UPSTREAM_BRANCH)
     git.git(repo, "clean", "-q", "-f", "-d", "-x")
+    # A state before `git am`, so that after a stopped patch `git am --continue` and then
+    # `make refresh` (or `git am --abort` and then `make apply`) find the tree.
+    write_state(repo, State(PENDING, "", source))
     _am(repo, line, patches)
     write_state(repo, State(inputs, git.rev_parse(repo, "HEAD"), source))
     log(f"{line.id}: applied {len(patches)} patches onto {line.version}")
@@ -74,7 +78,12 @@ def _refuse_to_lose_work(repo: Path, line: Line, state: State) -> None:
             hint=f"fix it and run `git -C {repo} am --continue`, then `make refresh`; "
             "or `fp4stack apply --force` to start over from pristine",
         )
-    if git.rev_parse(repo, "HEAD") != state.head or not git.is_clean(repo):
+    head = git.rev_parse(repo, "HEAD")
+    pristine = git.git(repo, "rev-parse", "--verify", "-q", f"{sources.UPSTREAM_BRANCH}^{{commit}}",
+                       check=False).stdout.strip()  # fmt: skip
+    if head == pristine and git.is_clean(repo):
+        return  # pristine and clean (as `git am --abort` leaves it): nothing to lose
+    if head != state.head or not git.is_clean(repo):
         raise PatchError(
             f"{repo} has commits or changes not exported to {line.patch_dir}/",
             hint="`make refresh` keeps them; `fp4stack apply --force` discards them",
