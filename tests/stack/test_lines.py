@@ -8,7 +8,7 @@ from fp4stack.build.wheel import build_wheel
 from fp4stack.core.errors import UsageError
 from fp4stack.stack.apply import apply
 from fp4stack.stack.pins import load_project
-from fp4stack.testing.suites import deselections, line_env, selections
+from fp4stack.testing.suites import deselections, line_env, selections, suite_skip_reason
 
 from .conftest import SHARED, add_line, commit_edit, toy_line
 
@@ -104,3 +104,18 @@ def test_a_line_env_gets_only_its_own_wheel_and_those_it_names(toy, monkeypatch)
     (recipe,) = recipes
     assert recipe.extra_wheels == ()
     assert recipe.wheel is not None and "toy-1.0+fp4stack" in recipe.wheel
+
+
+def test_a_suite_from_a_submodule_says_why_it_is_skipped(toy):
+    pins = toy.root / "upstream" / "pins.toml"
+    pins.write_text(pins.read_text().replace('commit = "' + "0" * 40 + '"', 'commit = ""'))
+    line = toy_line(load_project(toy.root))
+    reason = suite_skip_reason(toy, line)
+    assert reason.startswith('upstream/pins.toml has no tag commit for toy@1.0 (commit = "")')
+    assert "git ls-remote https://example.invalid/toy v1.0" in reason
+    line = toy_line(toy)  # commit pinned, submodule not initialized
+    assert suite_skip_reason(toy, line).startswith("upstream/toy is not initialized")
+    (toy.root / "upstream" / "toy" / ".git").mkdir(parents=True)
+    assert suite_skip_reason(toy, line).startswith(
+        "upstream/toy lacks toy@1.0's commit 000000000000"
+    )

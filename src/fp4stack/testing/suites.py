@@ -10,7 +10,7 @@ from fp4stack.build.wheel import build_wheel
 from fp4stack.core.log import log
 from fp4stack.stack import sources
 from fp4stack.stack.apply import apply
-from fp4stack.stack.pins import LINE_ENV, Line, Project
+from fp4stack.stack.pins import LINE_ENV, PINS, Line, Project
 from fp4stack.stack.series import read_entries
 from fp4stack.testing import envs
 from fp4stack.testing.envs import EnvRecipe
@@ -133,13 +133,23 @@ def _suite_tree(project: Project, line: Line, outcome: Outcome) -> Path | None:
     if line.tests.from_submodule:
         checkout = sources.submodule_tree(project, line)
         if checkout is None:
-            outcome.suite_note = (
-                f"{line.submodule} is not initialized (or lacks {line.commit[:12]}), and PyPI "
-                f"ships no {line.upstream} tests; run "
-                f"`git submodule update --init {line.submodule}` to include them"
-            )
+            outcome.suite_note = suite_skip_reason(project, line)
         return checkout
     return project.src(line)
+
+
+def suite_skip_reason(project: Project, line: Line) -> str:
+    """Why a line whose tests come from its submodule cannot run them here."""
+    pypi = f"PyPI ships no {line.upstream} tests"
+    if not line.commit:
+        return (f"{PINS} has no tag commit for {line.id} (commit = \"\"), so its tests "
+                f"cannot be taken from {line.submodule}, and {pypi}; fill in the commit of "
+                f"tag {line.tag} (`git ls-remote {line.git} {line.tag}`)")  # fmt: skip
+    if not (project.root / line.submodule / ".git").exists():
+        return (f"{line.submodule} is not initialized, and {pypi}; run "
+                f"`git submodule update --init {line.submodule}` to include them")  # fmt: skip
+    return (f"{line.submodule} lacks {line.id}'s commit {line.commit[:12]}, and {pypi}; "
+            f"fetch tag {line.tag} there to include them")  # fmt: skip
 
 
 def _copy_suite(project: Project, line: Line, tree: Path, selected: list[str]) -> Path:
