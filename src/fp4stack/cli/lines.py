@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from fp4stack.stack.drift import DriftReport
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,17 +11,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="classify a line's patches against another release",
         description="Compare each patch of LINE (<upstream>@<version>) with release VERSION "
         "of the same upstream, whose files and sha256 are resolved from the index pip is "
-        "configured with. Text: reverse-applies, applies (git apply --check), applies-3way "
-        "(git am -3) or conflicts (files and hunks named). Behaviour decides: each patch's "
-        "Test:s run on VERSION's pristine code in build/venv/<upstream>@<VERSION>.pristine; "
-        "passing there means already upstream, failing means still needed. Without a test "
-        "env the text decides. Prints a table, writes build/drift/<upstream>-<from>-to-<to>"
-        ".json and, with --report, docs/drift/<upstream>-<from>-to-<to>.md. Exit 0; 2 for a "
-        "bad line or a version the index does not have.",
+        "configured with (or pinned, when <upstream>@<VERSION> is a line). Text: "
+        "reverse-applies, applies (git apply --check), applies-3way (git am -3) or conflicts "
+        "(files and hunks named). Behaviour decides: each patch's Test:s run on VERSION's "
+        "pristine code in build/venv/<upstream>@<VERSION>.pristine (the env pins of that "
+        "line if it exists, else LINE's); passing there means already upstream. Tests that "
+        "fail there, or cannot be collected, run again with every other patch applied: pass "
+        "means already upstream, fail still needed. Tests that cannot run at all are no "
+        "evidence: the text decides, and the table says why. Prints a table, writes "
+        "build/drift/<upstream>-<from>-to-<to>.json and, with --report, "
+        "docs/drift/<upstream>-<from>-to-<to>.md (and the .json beside it). Exit 0; 2 for "
+        "a bad line or a version the index does not have.",
     )
     drift.add_argument("line", metavar="LINE", help="e.g. vllm@0.28.0")
     drift.add_argument("version", metavar="VERSION", help="the other release, e.g. 0.33.0")
-    drift.add_argument("--report", action="store_true", help="write docs/drift/<…>.md")
+    drift.add_argument(
+        "--report", action="store_true", help="also write docs/drift/<…>.md and .json"
+    )
     drift.add_argument("--no-tests", action="store_true", help="text only: make no test venv")
     drift.set_defaults(func=run_drift)
 
@@ -48,22 +50,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    from fp4stack.stack.drift import write_json, write_markdown
+    from fp4stack.stack.drift import render_table, write_json, write_markdown
     from fp4stack.stack.pins import load_project
     from fp4stack.testing.drift import drift
 
     project = load_project()
     report, _ = drift(project, project.line(args.line), args.version, run_tests=not args.no_tests)
-    table = format_table(report)
-    print(table)
+    print(render_table(report))
     print(f"wrote {write_json(project, report).relative_to(project.root)}")
     if args.report:
-        print(f"wrote {write_markdown(project, report, table).relative_to(project.root)}")
+        print(f"wrote {write_markdown(project, report).relative_to(project.root)}")
     return 0
 
 
 def run_rebase(args: argparse.Namespace) -> int:
-    from fp4stack.stack.drift import write_json
+    from fp4stack.stack.drift import render_table, write_json
     from fp4stack.stack.pins import load_project
     from fp4stack.stack.rebase import rebase, refuse_existing
     from fp4stack.stack.resolve import check_target
@@ -74,25 +75,9 @@ def run_rebase(args: argparse.Namespace) -> int:
     check_target(project, line, args.version)
     refuse_existing(project, line, args.version)
     report, target = drift(project, line, args.version, run_tests=not args.no_tests)
-    print(format_table(report))
+    print(render_table(report))
     write_json(project, report)
     done = rebase(project, line, target, report)
     print(f"{done.line.id}: {len(done.kept)} patches applied, {len(done.dropped)} dropped "
           f"(see {done.line.patch_dir}/CHANGELOG.md)")  # fmt: skip
     return 0
-
-
-def format_table(report: DriftReport) -> str:
-    """One row per patch: text, tests on the release's pristine code, verdict; then hunks."""
-    rows = [("patch", "text", "tests", "verdict")]
-    rows += [(p.patch, p.text, p.tested, p.verdict) for p in report.patches]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [f"{report.line} -> {report.target}"]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-              for row in rows]  # fmt: skip
-    for p in report.patches:
-        for file, hunks in p.conflicts.items():
-            lines.append(f"{p.patch}: conflicts in {file}: {', '.join(hunks) or 'rejected'}")
-    if report.tests_note:
-        lines.append(f"tests: {report.tests_note}")
-    return "\n".join(lines)

@@ -1,8 +1,10 @@
 """``rebase``: create a new line from an existing one, at a newer release.
 
 It pins the release (tag, commit when the submodule has it, artifacts with the sha256 the
-index gives), copies the series, drops the patches ``drift`` found upstream (recording each
-in the new line's CHANGELOG.md with the release that shipped it) and applies the rest with
+index gives) in a textual copy of the line's pins tables, comments kept, appended after the
+upstream's last table; copies the series (its comments in place), drops the patches
+``drift`` found upstream (recording each in the new line's CHANGELOG.md with the release
+that shipped it) and applies the rest with
 ``git am -3`` onto the new pristine tree in ``build/src/<upstream>@<version>``. On success
 the patches are re-exported against the new tree (``refresh``). A conflict stops ``git am``
 where ``git am --continue`` and then ``make refresh UPSTREAM=<upstream>@<version>`` finish.
@@ -15,19 +17,22 @@ import re
 import shutil
 from dataclasses import dataclass
 
+from packaging.version import InvalidVersion, Version
+
 from fp4stack.core import git
 from fp4stack.core.errors import CommandError, PatchError, UsageError, stage
 from fp4stack.core.fs import write_atomic
 from fp4stack.core.log import log
 from fp4stack.stack import sources
 from fp4stack.stack.apply import State, write_state
-from fp4stack.stack.drift import DriftReport, fetch_base
+from fp4stack.stack.drift import DriftReport, PatchDrift, fetch_base
 from fp4stack.stack.pins import PINS, Line, Project, load_project
 from fp4stack.stack.refresh import refresh
-from fp4stack.stack.series import SERIES, read_series, write_series
+from fp4stack.stack.series import SERIES, parse_patch, read_series, write_series
 
 CHANGELOG = "CHANGELOG.md"
 PENDING = "rebase-pending"
+UNKNOWN_COMMIT = "unknown here: fill in from `git ls-remote <git> <tag>`"
 
 
 @dataclass(frozen=True)
@@ -99,63 +104,92 @@ def _apply_3way(project: Project, line: Line, new: Line, kept: list[str]) -> Non
 
 
 def _write_pins(project: Project, line: Line, target: Line) -> None:
-    """Insert the new line's table after the upstream's last one in pins.toml."""
+    """Append the new line's tables after the upstream's last table in pins.toml, as a
+    textual copy of ``line``'s (comments included) with the release's own tag, commit and
+    artifacts; every other byte of the file stays as it was."""
     path = project.root / PINS
-    text = path.read_text()
-    block = _line_table(line, target)
-    lines = text.splitlines(keepends=True)
-    header = re.compile(r"^\[([^\].\"]+)")
-    insert = len(lines)
-    seen = False
-    for index, raw in enumerate(lines):
-        match = header.match(raw)
-        if match and match.group(1) == line.upstream:
-            seen = True
-        elif match and seen:
-            insert = index
-            while insert > 0 and lines[insert - 1].startswith("#"):
-                insert -= 1  # keep the next table's leading comment with it
-            break
-    body = "".join(lines[:insert]).rstrip("\n") + "\n\n" + block
+    lines = path.read_text().splitlines(keepends=True)
+    start, end = _tables_span(lines, f'{line.upstream}.lines."{line.version}"')
+    _, insert = _tables_span(lines, line.upstream)
+    block = _copied_tables(lines[start:end], line, target)
+    before = "".join(lines[:insert]).rstrip("\n") + "\n\n"
     rest = "".join(lines[insert:])
-    write_atomic(path, body + ("\n" + rest if rest else ""))
+    write_atomic(path, before + block + ("\n" + rest if rest else ""))
 
 
-def _line_table(line: Line, target: Line) -> str:
-    key = f'{target.upstream}.lines."{target.version}"'
-    out = [f"[{key}]", f"tag = {_s(target.tag)}"]
-    note = "" if target.commit else "  # unknown here: fill in from `git ls-remote <git> <tag>`"
-    out.append(f"commit = {_s(target.commit)}{note}")
-    for kind, artifact in (("sdist", target.sdist), ("wheel", target.wheel)):
-        if artifact:
-            out += ["", f"[{key}.{kind}]", f"filename = {_s(artifact.filename)}",
-                    f"sha256 = {_s(artifact.sha256)}"]  # fmt: skip
-    out += ["", f"[{key}.env]", f"# Copied from {line.id} by `fp4stack rebase`: check them.",
-            f"torch = {_s(line.env.torch)}", f"requires = {_list(line.env.requires)}",
-            f"remove = {_list(line.env.remove)}"]  # fmt: skip
-    tests = [f"paths = {_list(line.tests.paths)}"] if line.tests.paths else []
-    tests += ["from_submodule = true"] if line.tests.from_submodule else []
-    tests += [f"args = {_list(line.tests.args)}"] if line.tests.args else []
-    if tests:
-        out += ["", f"[{key}.tests]", *tests]
-    return "\n".join(out) + "\n"
+_HEADER = re.compile(r"^\[(?P<key>[^\]]+)\]\s*(?:#.*)?$")
+
+
+def _tables_span(lines: list[str], key: str) -> tuple[int, int]:
+    """Line indexes [start, end) of the table ``key`` and its subtables. The comment lines
+    right before the next table belong to that table, not to this span."""
+    start = end = -1
+    for index, raw in enumerate(lines):
+        match = _HEADER.match(raw)
+        if not match:
+            continue
+        name = match.group("key")
+        if name == key or name.startswith(f"{key}."):
+            start = index if start < 0 else start
+        elif start >= 0:
+            end = index
+            break
+    if start < 0:
+        raise PatchError(f"{PINS} has no [{key}] table")
+    if end < 0:
+        end = len(lines)
+    while end > start and (lines[end - 1].startswith("#") or not lines[end - 1].strip()):
+        end -= 1
+    return start, end
+
+
+def _copied_tables(block: list[str], line: Line, target: Line) -> str:
+    """``line``'s tables with the keys and pins of ``target``; comments kept."""
+    old_key = f'{line.upstream}.lines."{line.version}"'
+    new_key = f'{target.upstream}.lines."{target.version}"'
+    artifacts = {"sdist": target.sdist, "wheel": target.wheel}
+    table = ""
+    out = []
+    for raw in block:
+        match = _HEADER.match(raw)
+        if match:
+            table = match.group("key").removeprefix(old_key).lstrip(".")
+            out.append(raw.replace(old_key, new_key, 1))
+            if table == "env":
+                out.append(f"# Copied from {line.id} by `fp4stack rebase`, with its comments: "
+                           f"check them for {target.version}.\n")  # fmt: skip
+            continue
+        key = raw.split("=", 1)[0].strip() if "=" in raw and not raw.startswith("#") else ""
+        artifact = artifacts.get(table)
+        if table == "" and key == "tag":
+            raw = f"tag = {_s(target.tag)}\n"
+        elif table == "" and key == "commit":
+            note = "" if target.commit else f"  # {UNKNOWN_COMMIT}"
+            raw = f"commit = {_s(target.commit)}{note}\n"
+        elif artifact is not None and key in ("filename", "sha256"):
+            raw = f"{key} = {_s(getattr(artifact, key))}\n"
+        out.append(raw)
+    return "".join(out).rstrip("\n") + "\n"
 
 
 def _s(value: str) -> str:
     return json.dumps(value)  # a TOML basic string for the plain text pins hold
 
 
-def _list(values: tuple[str, ...]) -> str:
-    return "[" + ", ".join(_s(v) for v in values) + "]"
-
-
 def _write_series(project: Project, line: Line, target: Line, kept: list[str]) -> None:
+    """The old series file without the dropped patches: comments stay where they were
+    (the version in them updated), entries keep their order."""
     old, new = project.patches(line), project.root / target.patch_dir
     new.mkdir(parents=True)
-    header = [ln for ln in (old / SERIES).read_text().splitlines() if ln.startswith("#")]
-    header = [ln.replace(line.version, target.version) for ln in header]
-    (new / SERIES).write_text("".join(f"{ln}\n" for ln in header))
-    write_series(new, kept)
+    out = []
+    for raw in (old / SERIES).read_text().splitlines():
+        entry = raw.split("#", 1)[0].strip()
+        if entry and entry.split()[0] not in kept:
+            continue
+        out.append(raw.replace(line.version, target.version) if not entry else raw)
+    (new / SERIES).write_text("".join(f"{ln}\n" for ln in out))
+    if read_series(new) != kept:
+        write_series(new, kept)
     for name in kept:
         shutil.copy2(old / name, new / name)
 
@@ -163,13 +197,8 @@ def _write_series(project: Project, line: Line, target: Line, kept: list[str]) -
 def _write_changelog(
     project: Project, line: Line, target: Line, report: DriftReport, dropped: set[str]
 ) -> None:
-    why = {"pass": "its tests pass on the pristine release"}
-    entries = [
-        f"- `{p.patch}` ({p.subject}): shipped in {line.distribution} {target.version} "
-        f"({why.get(p.tested, 'it reverse-applies')})"
-        for p in report.patches
-        if p.patch in dropped
-    ]
+    entries = [_dropped_entry(project, line, target, p) for p in report.patches
+               if p.patch in dropped]  # fmt: skip
     text = (
         f"# {target.upstream} {target.version} line: changes to the series\n\n"
         f"Created from {line.id} by `fp4stack rebase`. Patches dropped because upstream "
@@ -177,6 +206,31 @@ def _write_changelog(
         "git log.\n\n## Dropped\n\n" + ("\n".join(entries) if entries else "(none)") + "\n"
     )
     write_atomic(project.root / target.patch_dir / CHANGELOG, text)
+
+
+def _dropped_entry(project: Project, line: Line, target: Line, p: PatchDrift) -> str:
+    """Where the patch shipped: the release its Upstream-Status names, when that is no newer
+    than the target (``Backport [0.45.0]``); else the target, where drift found it."""
+    if p.decided_by == "tests" and p.tested == "pass":
+        why = f"its tests pass on pristine {target.version}"
+    elif p.decided_by == "tests":
+        why = f"its tests pass on {target.version} with the other patches applied"
+    else:
+        why = f"it reverse-applies to {target.version}"
+    status = parse_patch(project.patches(line) / p.patch).trailer("Upstream-Status")
+    named = re.match(r"Backport \[v?([0-9][^\]\s]*)\]", status[0]) if status else None
+    if named and _no_newer(named.group(1), target.version):
+        shipped = f"{named.group(1)} (its Upstream-Status; drift found it in {target.version})"
+    else:
+        shipped = f"{target.version} or earlier (drift found it there)"
+    return f"- `{p.patch}` ({p.subject}): shipped in {line.distribution} {shipped}: {why}"
+
+
+def _no_newer(version: str, target: str) -> bool:
+    try:
+        return Version(version) <= Version(target)
+    except InvalidVersion:
+        return False
 
 
 def _copy_ci_lists(project: Project, line: Line, target: Line) -> None:

@@ -45,8 +45,11 @@ def read_series(patch_dir: Path) -> list[str]:
 
 
 def write_series(patch_dir: Path, names: list[str]) -> None:
-    """Rewrite the series file, keeping its leading comment block."""
+    """Rewrite the series file, keeping its leading comment block; a file that already
+    lists ``names`` is left as it is (with any comments between its entries)."""
     path = patch_dir / SERIES
+    if path.exists() and read_series(patch_dir) == names:
+        return
     header = []
     if path.exists():
         for line in path.read_text().splitlines():

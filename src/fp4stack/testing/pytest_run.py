@@ -29,6 +29,7 @@ class PytestResult:
     outcomes: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     summary: str = ""
+    output: str = ""  # pytest's stdout, for what the per-test lines do not say
 
     @property
     def ok(self) -> bool:
@@ -57,7 +58,7 @@ def run_pytest(
         done = run(argv, cwd=cwd, env=extra, check=False, on_line=_echo if echo else None)
     except CommandError as error:
         raise TestRunError(f"cannot run pytest with {python}: {error}") from error
-    result = PytestResult(done.returncode)
+    result = PytestResult(done.returncode, output=done.stdout)
     _parse(done.stdout.splitlines(keepends=True), result)
     return result
 
