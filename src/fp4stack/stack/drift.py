@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -202,9 +203,7 @@ def render_table(report: DriftReport) -> str:
 def render_markdown(report: DriftReport) -> str:
     """The committed report: the printed table, and what each column means."""
     version = report.target.partition("@")[2]
-    lines = [
-        f"# Drift: {report.line} against {report.distribution} {version}",
-        "",
+    intro = (
         f"Written by `fp4stack drift {report.line} {version} --report` (from "
         f"`{report.stem}.json` beside it); do not edit by hand. Behaviour decides: a "
         "patch whose `Test:`s pass on the release's pristine code is already upstream. One "
@@ -213,7 +212,12 @@ def render_markdown(report: DriftReport) -> str:
         "another patch, or a test that needs an earlier patch, is not read as this one's: "
         "pass there means already upstream, fail means still needed. Tests that cannot run "
         "either way are no evidence: the text decides (`by text`; reverse-applies = already "
-        "upstream) and the patch's line below says why.",
+        "upstream) and the patch's line below says why."
+    )
+    lines = [
+        f"# Drift: {report.line} against {report.distribution} {version}",
+        "",
+        textwrap.fill(intro, width=92, break_long_words=False, break_on_hyphens=False),
         "",
         "```text",
         render_table(report),

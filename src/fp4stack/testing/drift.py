@@ -166,14 +166,15 @@ def _with_others(
     dest = project.build / "overlay" / f"{target.id}.drift" / name.removesuffix(".patch")
     overlay.build(repo, ref, touched, target.package_root, env.site, dest)
     named = tuple(parse_patch(project.patches(line) / name).trailer("Test"))
-    log(f"{line.id}: {name}: its tests on {target.id} with {len(held)} other patches applied")
+    log(f"{line.id}: {name}: its tests on {target.id} with the other patches applied")
     result = run_tests(project, dataclasses.replace(env, pythonpath=(dest, *env.pythonpath)),
                        target, list(named))  # fmt: skip
     tested, evidence = _summarize(named, result)
     meaning = {"pass": "so the release has this fix (the failure on pristine was another "
                        "patch's defect or a missing earlier patch)",
                "fail": "so the release still needs it"}  # fmt: skip
-    why = f"with the other {len(held)} patches applied its tests {tested}"
+    others = "the other patch" if len(held) == 1 else f"the other {len(held)} patches"
+    why = f"with {others} applied its tests {tested}"
     if tested in meaning:
         why += f", {meaning[tested]}"
     return tested, "; ".join(e for e in (why, evidence and f"there: {evidence}") if e)
@@ -225,7 +226,7 @@ def _unrunnable(ids: list[str], result: PytestResult) -> dict[str, str]:
         if file in errors:
             found[test] = f"{file}: {errors[file]}"
         elif any(_same(test, missing) for missing in _NOT_FOUND.findall(result.output)):
-            found[test] = f"{test} is not in {file} on this release"
+            found[test] = f"pytest finds no {test} here (file not collected, or test gone)"
     return found
 
 
