@@ -1,65 +1,220 @@
-"""`fp4stack pr` cuts a branch holding one patch alone on the pinned tag, with its PR text."""
+"""`fp4stack pr` on a synthetic upstream: a cut, a stacked cut, failed cuts, exit codes.
+
+The toy upstream is a small git tree made here (see conftest). Proofs run the ported test
+for real, with this interpreter, on the PR tree's package files without and with the fix
+(the toy needs no venv of its own).
+"""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from fp4stack.core import git
 from fp4stack.core.errors import PatchError
-from fp4stack.stack import pr
+from fp4stack.stack import pr, pr_text
 from fp4stack.stack.apply import apply
+from fp4stack.stack.lint import lint_series
 from fp4stack.stack.refresh import refresh
 
-from .conftest import MESSAGE, commit_edit, toy_line
+from .conftest import MESSAGE, add_line, commit_edit, toy_line
+
+TEMPLATE = "## Purpose\n\n{why}\n\n{links}\n{series}\n## Test Plan\n\n{test_plan}\n\n" \
+    "## Test Result\n\n{test_result}\n"  # fmt: skip
+TRIPLE = "def scale(x):\n    return x * 3\n"
+QUAD = "def scale(x):\n    return x * 4\n"
+TEST_TRIPLE = "from toy import scale\n\n\ndef test_scale_triples():\n    assert scale(2) == 6\n"
+TEST_QUAD = "from toy import scale\n\n\ndef test_scale_quadruples():\n    assert scale(2) == 8\n"
 
 
-def test_pending_patch_becomes_a_branch_and_a_description(toy):
-    upstream = toy_line(toy)
-    apply(toy, upstream)
-    commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return x * 3\n")
-    refresh(toy, upstream)
-    [patch] = pr.candidates(toy, upstream, [])
-    cut = pr.cut(toy, upstream, patch)
-    repo = toy.src(upstream)
-    assert git.query(repo, "rev-list", "--count", f"upstream..{cut.branch}") == "1"
-    assert git.show_file(repo, cut.branch, "src/toy/core.py").endswith(b"x * 3\n")
+def _prove(work: pr.Work) -> pr.Proof:
+    """Run the ported tests on the PR tree's ``src/`` at the red and the green ref."""
+    outcome = {}
+    for state, ref in (("red", work.red_ref), ("green", work.green_ref)):
+        tree = work.repo.parent / f"tree-{state}"
+        tree.mkdir()
+        archive = git.git(work.repo, "archive", "--format=tar", ref, "src", binary=True).data
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        for test in work.tests:
+            (tree / test).parent.mkdir(parents=True, exist_ok=True)
+            (tree / test).write_bytes(git.show_file(work.repo, work.head, test) or b"")
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *work.tests],
+            cwd=tree, env={**os.environ, "PYTHONPATH": str(tree / "src")},
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        outcome[state] = "passed" if done.returncode == 0 else "failed"
+    return pr.Proof(outcome["red"], outcome["green"], outcome["red"], outcome["green"], "clean")
+
+
+def _describe(project):
+    return lambda cut: pr_text.texts(project, cut, "3 passed")
+
+
+def _patch(project, line, path, text, message=MESSAGE, test=None):
+    """Commit one edit on the line's applied tree, export it, and carry its ported test."""
+    commit_edit(project.src(line), path, text, message)
+    refresh(project, line)
+    patches = pr.candidates(project, line, [])
+    if test is not None:
+        form = pr.upstream_form_dir(project, line, patches[-1]) / test[0]
+        form.parent.mkdir(parents=True, exist_ok=True)
+        form.write_text(test[1])
+    return patches[-1]
+
+
+@pytest.fixture
+def toy_pr(toy):
+    (toy.root / "upstream" / "pr-templates").mkdir()
+    (toy.root / "upstream" / "pr-templates" / "toy.md").write_text(TEMPLATE)
+    apply(toy, toy_line(toy))
+    return toy
+
+
+def _am_onto_release(project, line, mbox: Path) -> Path:
+    """Apply the mbox with plain `git am` on a fresh copy of the release tree."""
+    copy = project.root / "am-check"
+    subprocess.run(["git", "clone", "-q", "-b", "upstream", str(project.src(line)), str(copy)],
+                   check=True)  # fmt: skip
+    subprocess.run(["git", "-C", str(copy), "-c", "user.name=U", "-c", "user.email=u@x",
+                    "am", "-q", str(mbox)], check=True)  # fmt: skip
+    return copy
+
+
+def test_a_cut_is_fix_then_ported_test_with_a_clean_pr_text(toy_pr):
+    line = toy_line(toy_pr)
+    patch = _patch(toy_pr, line, "src/toy/core.py", TRIPLE,
+                   test=("tests/test_triple.py", TEST_TRIPLE))  # fmt: skip
+    cut = pr.cut(toy_pr, line, patch, _prove, _describe(toy_pr))
+    assert cut.proof is not None and cut.proof.proven
+    assert cut.branch is None, "no submodule: the mbox is the deliverable"
+    copy = _am_onto_release(toy_pr, line, cut.folder / f"{cut.slug}.mbox")
+    subjects = git.query(copy, "log", "--format=%s", "origin/upstream..HEAD").splitlines()
+    assert subjects == ["Test: triple instead of double", "Triple instead of double"]
+    assert (copy / "tests" / "test_triple.py").read_text() == TEST_TRIPLE
+    body = git.query(copy, "log", "-1", "--format=%B", "HEAD~1")
+    assert "Upstream-Status" not in body and "Test: tests/toy" not in body
     text = (cut.folder / "PR.md").read_text()
-    assert text.startswith("# Triple instead of double")
-    assert "Fixes https://example.invalid/toy/issues/1" in text
-    assert "tests/toy/test_scale.py::test_triples" in text
-    assert apply(toy, upstream) is False, "cutting a PR must not disturb the applied tree"
+    assert text.startswith("# Triple instead of double\n\n## Purpose\n\nThe toy doubles")
+    assert "Fixes #1" in text, "an issue of the same repository"
+    assert "pytest tests/test_triple.py" in text and "3 passed" in text
+    assert pr_text.internal(text) == []
+    send = (cut.folder / "SEND.md").read_text()
+    assert "git am <path to this folder>/triple-instead-of-double.mbox" in send
+    assert "gh pr create" in send and "--body-file" in send
+    assert not (toy_pr.build / "pr" / ".work" / line.id).exists(), "scratch is removed"
+    assert git.query(toy_pr.src(line), "branch", "--list", "pr/*") == ""
+    assert apply(toy_pr, line) is False, "cutting a PR must not disturb the applied tree"
 
 
-def test_a_patch_that_needs_an_earlier_one_names_it(toy):
-    upstream = toy_line(toy)
-    apply(toy, upstream)
-    repo = toy.src(upstream)
-    commit_edit(
-        repo,
-        "src/toy/core.py",
-        "def scale(x):\n    return x * 3\n",
-        MESSAGE.replace("Pending [toy upstream has no tracker]", "Backport [1.1]"),
-    )
-    commit_edit(
-        repo,
-        "src/toy/core.py",
-        "def scale(x):\n    return x * 4\n",
-        MESSAGE.replace("Triple instead of double", "Quadruple instead of triple"),
-    )
-    refresh(toy, upstream)
-    [patch] = pr.candidates(toy, upstream, [])
-    with pytest.raises(PatchError, match=r"send it after: triple-instead-of-double\.patch"):
-        pr.cut(toy, upstream, patch)
+def test_an_issue_of_the_same_repo_is_fixed_and_others_are_referred_to(toy_pr):
+    line = toy_line(toy_pr)
+    assert pr.reference("https://example.invalid/toy/issues/7", line) == "Fixes #7"
+    assert pr.reference("https://example.invalid/other/issues/7", line).startswith("Refs ")
+    assert pr.reference("https://example.invalid/toy/pull/7", line).startswith("Refs ")
 
 
-def test_a_patch_to_generated_wheel_metadata_is_not_cut(toy):
-    upstream = toy_line(toy)
-    apply(toy, upstream)
-    repo = toy.src(upstream)
+def test_a_patch_that_needs_an_earlier_one_is_cut_as_a_series(toy_pr):
+    line = toy_line(toy_pr)
+    _patch(toy_pr, line, "src/toy/core.py", TRIPLE, test=("tests/test_triple.py", TEST_TRIPLE))
+    second = MESSAGE.replace("Triple instead of double", "Quadruple instead of triple")
+    patch = _patch(toy_pr, line, "src/toy/core.py", QUAD, second,
+                   test=("tests/test_quadruple.py", TEST_QUAD))  # fmt: skip
+    cut = pr.cut(toy_pr, line, patch, _prove, _describe(toy_pr))
+    assert [link.stem for link in cut.links] == [
+        "triple-instead-of-double", "quadruple-instead-of-triple"]  # fmt: skip
+    assert cut.proof is not None and cut.proof.proven
+    copy = _am_onto_release(toy_pr, line, cut.folder / f"{cut.slug}.mbox")
+    assert git.query(copy, "rev-list", "--count", "origin/upstream..HEAD") == "4"
+    text = (cut.folder / "PR.md").read_text()
+    assert "needs the earlier commits of this series" in text
+    assert "- Triple instead of double" in text
+
+
+def test_a_patch_cut_on_the_newest_line_that_carries_it(toy_pr):
+    line = toy_line(toy_pr)
+    patch = _patch(toy_pr, line, "src/toy/core.py", TRIPLE)
+    project = add_line(toy_pr, "1.1")
+    assert pr.base_line(project, project.lines["toy@1.0"], patch).id == "toy@1.0"
+    newer = project.lines["toy@1.1"]
+    (project.patches(newer) / patch.path.name).write_bytes(patch.path.read_bytes())
+    (project.patches(newer) / "series").write_text(f"{patch.path.name}\n")
+    assert pr.base_line(project, project.lines["toy@1.0"], patch) == newer
+
+
+def test_a_failed_cut_leaves_nothing_behind(toy_pr):
+    line = toy_line(toy_pr)
+    patch = _patch(toy_pr, line, "src/toy/core.py", TRIPLE,
+                   test=("tests/test_triple.py", TEST_TRIPLE))  # fmt: skip
+    cut = pr.cut(toy_pr, line, patch, _prove, _describe(toy_pr))
+    assert cut.folder.is_dir()
+    # now the ported test passes without the fix too: it proves nothing, so no PR
+    form = pr.upstream_form_dir(toy_pr, line, patch) / "tests" / "test_triple.py"
+    form.write_text("def test_scale_triples():\n    assert True\n")
+    with pytest.raises(PatchError, match="the ported test is not proven"):
+        pr.cut(toy_pr, line, patch, _prove, _describe(toy_pr))
+    assert not cut.folder.exists(), "the earlier cut's folder must not outlive a failed one"
+    assert not (toy_pr.build / "pr" / ".work" / line.id).exists()
+    assert list((toy_pr.build / "pr" / line.id).iterdir()) == []
+
+
+def test_a_patch_without_a_ported_test_is_not_cut(toy_pr):
+    line = toy_line(toy_pr)
+    patch = _patch(toy_pr, line, "src/toy/core.py", TRIPLE)
+    with pytest.raises(PatchError, match="no upstream-form test"):
+        pr.cut(toy_pr, line, patch, _prove, _describe(toy_pr))
+    assert not (toy_pr.build / "pr" / line.id).exists()
+    assert any("no upstream-form test" in p for p in lint_series(toy_pr, line))
+
+
+def test_generated_metadata_needs_its_upstream_form_and_is_cut_with_it(toy_pr):
+    line = toy_line(toy_pr)
+    repo = toy_pr.src(line)
     (repo / "toy-1.0.dist-info").mkdir()
-    commit_edit(repo, "toy-1.0.dist-info/METADATA", "Requires-Dist: requests\n")
-    refresh(toy, upstream)
-    [patch] = pr.candidates(toy, upstream, [])
-    with pytest.raises(PatchError, match=r"toy-1\.0\.dist-info/METADATA.*setup\.py"):
-        pr.cut(toy, upstream, patch)
-    assert git.query(repo, "branch", "--list", "pr/*") == "", "no branch for a PR that cannot exist"
+    (repo / "toy-1.0.dist-info" / "METADATA").write_text("Name: toy\n")
+    git.git(repo, "add", "-f", "toy-1.0.dist-info")
+    git.git(repo, "commit", "-q", "-m", "metadata base")
+    git.git(repo, "branch", "-f", "upstream", "HEAD")
+    patch = _patch(toy_pr, line, "toy-1.0.dist-info/METADATA", "Name: toy\nRequires-Dist: x\n",
+                   test=("tests/test_requires.py", "def test_requires():\n    pass\n"))  # fmt: skip
+    problems = "\n".join(lint_series(toy_pr, line))
+    assert "generated packaging metadata" in problems and "fix.patch" in problems
+    with pytest.raises(PatchError, match="fix.patch"):
+        pr.cut(toy_pr, line, patch, None, _describe(toy_pr))
+    fix = pr.upstream_form_dir(toy_pr, line, patch) / "fix.patch"
+    git.git(repo, "checkout", "-q", "-b", "form", "upstream")
+    (repo / "pyproject.toml").write_text("[project]\nname='toy'\ndependencies = ['x']\n")
+    git.git(repo, "commit", "-q", "-am", "Declare x as a requirement\n\nThe toy imports x.")
+    fix.write_text(git.git(repo, "format-patch", "--stdout", "-1", "HEAD").stdout)
+    git.git(repo, "checkout", "-q", "patched")
+    cut = pr.cut(toy_pr, line, patch, None, _describe(toy_pr))
+    mbox = (cut.folder / f"{cut.slug}.mbox").read_text()
+    assert "+++ b/pyproject.toml" in mbox and "dist-info" not in mbox
+    assert lint_series(toy_pr, line) == []
+
+
+def _cli(root, *args):
+    env = {**os.environ, "FP4STACK_ROOT": str(root)}
+    return subprocess.run([sys.executable, "-m", "fp4stack", *args], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+def test_exit_codes(toy_pr):
+    line = toy_line(toy_pr)
+    done = _cli(toy_pr.root, "pr", "--no-prove")
+    assert done.returncode == 0 and "no patches to send upstream" in done.stdout
+    _patch(toy_pr, line, "src/toy/core.py", TRIPLE, test=("tests/test_triple.py", TEST_TRIPLE))
+    done = _cli(toy_pr.root, "pr", "--no-prove")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1/1 PR(s) cut" in done.stdout and "gh pr create" in done.stdout
+    second = MESSAGE.replace("Triple instead of double", "Quadruple instead of triple")
+    _patch(toy_pr, line, "src/toy/core.py", QUAD, second)  # no ported test: cannot be cut
+    done = _cli(toy_pr.root, "pr", "--no-prove")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1/2 PR(s) cut" in done.stdout and "NOT CUT" in done.stdout
+    assert not (toy_pr.build / "pr" / line.id / "quadruple-instead-of-triple").exists()
+    assert _cli(toy_pr.root, "pr", "--patch", "nope.patch").returncode == 1

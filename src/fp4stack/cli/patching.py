@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from fp4stack.cli.common import add_upstream_args, selected
+
+if TYPE_CHECKING:
+    from fp4stack.stack import pr
+    from fp4stack.stack.pins import Line, Project
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -111,41 +116,93 @@ def run_lint(args: argparse.Namespace) -> int:
 def add_pr_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "pr",
-        help="cut upstream PR branches and texts from a stack",
+        help="cut upstream PRs (fix + ported test, PR text, send commands) from the stacks",
         description="For each patch still to go upstream (Upstream-Status Pending or "
-        "Submitted), or the patch files named with --patch: apply it alone onto the pinned "
-        "tag as branch pr/<slug> in build/src/<upstream>@<version>/, and write build/pr/<upstream>/"
-        "<slug>/PR.md (title, why, Bug link, the proving tests) and the standalone patch. "
-        "Nothing is pushed.",
+        "Submitted) of the newest line of each upstream named (or of the line named, or the "
+        "patch files named with --patch): cut it on the newest line whose series carries it. "
+        "The PR is the fix as one commit and its regression test, ported into the "
+        "upstream's own test tree (patches/<upstream>/<version>/upstream/<patch>/), as a "
+        "second; a patch that needs earlier ones is cut after them, as one series. It is "
+        "made on the release's tree (the upstream submodule at the tag commit when "
+        "initialized, then also left as branch pr/<patch> there; else the pinned artifact's "
+        "tree) and checked with `git am` on a fresh copy. The ported test must fail without "
+        "the fix and pass with it in the line's test env (build/venv/<line>), and pass the "
+        "upstream's ruff settings. Writes build/pr/<line>/<patch>/: <patch>.mbox, PR.md (the "
+        "upstream's template) and SEND.md (the push / gh pr create commands). Nothing is "
+        "pushed. Exits 0 when every patch was cut, 1 when one could not be (it then leaves "
+        "no folder and no branch for it).",
     )
     add_upstream_args(parser)
     parser.add_argument("--patch", action="append", default=[], metavar="FILE",
                         help="a patch file name from the series (repeatable)")  # fmt: skip
+    parser.add_argument("--no-prove", action="store_true",
+                        help="skip the red/green run in the line's test env (no venv is "
+                        "built; PR.md then carries no evidence)")  # fmt: skip
     parser.set_defaults(func=run_pr)
 
 
 def run_pr(args: argparse.Namespace) -> int:
     from fp4stack.core.errors import PatchError
-    from fp4stack.stack import pr
+    from fp4stack.stack import pr, pr_text
     from fp4stack.stack.apply import apply
+    from fp4stack.stack.series import parse_patch
+    from fp4stack.testing import suites
+    from fp4stack.testing.pr_proof import prove_pr
 
     project, chosen = selected(args)
-    # A patch still needed lives on the newest line of its upstream: cut PRs from there
-    # unless a line is named outright (its older copies would be the same PRs).
+    # A patch still needed is carried by the newest line of its upstream: cut PRs from
+    # there unless a line is named outright.
     named = {n for n in args.upstreams if n in project.lines}
     chosen = [ln for ln in chosen if ln.id in named or ln == project.newest(ln.upstream)]
+    records = suites.read_records(project)
+    done: set[tuple[str, str]] = set()
     count, failed = 0, 0
     for line in chosen:
-        apply(project, line)
         for patch in pr.candidates(project, line, args.patch):
+            base = pr.base_line(project, line, patch)
+            if (base.id, patch.path.name) in done:
+                continue
+            done.add((base.id, patch.path.name))
             count += 1
+            apply(project, base)
+
+            def prover(work: pr.Work, base: Line = base) -> pr.Proof:
+                return prove_pr(project, work, suites.upstream_env(project, base))
+
+            def describe(cut: pr.PullRequest) -> dict[str, str]:
+                return pr_text.texts(project, cut, records.get(cut.line.id))
+
+            target = parse_patch(project.patches(base) / patch.path.name)
             try:
-                cut = pr.cut(project, line, patch)
+                cut = pr.cut(project, base, target, None if args.no_prove else prover, describe)
             except PatchError as error:
-                print(f"{line.id}: {error}")
+                print(f"{base.id}: NOT CUT: {error}")
                 failed += 1
                 continue
-            print(f"{line.id}: {cut.branch}  {cut.folder.relative_to(project.root)}/PR.md")
+            _report_cut(project, cut)
     if not count:
         print("no patches to send upstream (none is Pending or Submitted)")
+    else:
+        print(f"{count - failed}/{count} PR(s) cut")
     return 1 if failed else 0
+
+
+def _report_cut(project: Project, cut: pr.PullRequest) -> None:
+    folder = cut.folder.relative_to(project.root)
+    stacked = (
+        f" (series of {len(cut.links)}, after its prerequisites)" if len(cut.links) > 1 else ""
+    )
+    print(f"{cut.line.id}: {cut.slug}{stacked}")
+    print(f"  {folder}/{cut.slug}.mbox  {folder}/PR.md  {folder}/SEND.md")
+    if cut.branch:
+        print(f"  branch {cut.branch} in {cut.line.submodule}")
+    if cut.proof:
+        print(f"  ported test: without the fix {cut.proof.red_counts}; with it "
+              f"{cut.proof.green_counts}; ruff {cut.proof.lint}")  # fmt: skip
+    for note in cut.notes:
+        print(f"  note: {note}")
+    send = (cut.folder / "SEND.md").read_text()
+    print(
+        "  send: "
+        + send.split("```sh\n", 1)[-1].split("```", 1)[0].strip().replace("\n", "\n        ")
+    )

@@ -56,6 +56,7 @@ def run_test(args: argparse.Namespace) -> int:
 
     project, chosen = selected(args)
     outcomes = [suites.run_upstream(project, line) for line in chosen]
+    suites.write_records(project, outcomes)
     if not args.no_tools and not args.upstreams:
         outcomes.append(suites.run_tools(project))
     print(summary(outcomes))

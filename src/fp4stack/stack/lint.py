@@ -6,12 +6,18 @@ import ast
 import re
 from pathlib import Path
 
+from fp4stack.stack import pr
 from fp4stack.stack.pins import Line, Project
 from fp4stack.stack.series import SERIES, PatchInfo, parse_patch, read_series
 
 STATUS = re.compile(r"^(Backport|Submitted|Pending|Inappropriate) \[(.+)\]$")
 URL = re.compile(r"^https?://\S+$")
 VERSION = re.compile(r"^v?\d+(\.\d+)*\S*$")
+# ``Backport [version]`` means our diff is upstream's own fix: cite the commit it came from.
+COMMIT = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+/commit/[0-9a-f]{7,40}$")
+# Our own fix for a defect upstream fixed another way: the status names where upstream did.
+FIXED_DIFFERENTLY = "fixed differently upstream in "
+REFERENCE = re.compile(r"([\w.-]+/[\w.-]+)?#\d+|https?://\S+|\b[0-9a-f]{7,40}\b")
 
 
 def lint_series(project: Project, line: Line) -> list[str]:
@@ -27,6 +33,8 @@ def lint_series(project: Project, line: Line) -> list[str]:
         if (patch_dir / name).is_file():
             info = parse_patch(patch_dir / name)
             problems += [f"{rel}/{name}: {m}" for m in lint_patch(info, project.root)]
+            if pr.base_line(project, line, info) == line:
+                problems += [f"{rel}/{name}: {m}" for m in pr.form_problems(project, line, info)]
     return problems
 
 
@@ -38,6 +46,7 @@ def lint_patch(info: PatchInfo, root: Path) -> list[str]:
     if len(info.description.split()) < 8:
         problems.append("no description of why the patch exists (a paragraph before the trailers)")
     problems += _status_problems(info.trailer("Upstream-Status"))
+    problems += _commit_problems(info)
     bugs = info.trailer("Bug")
     if not bugs:
         problems.append("no `Bug:` link")
@@ -65,6 +74,23 @@ def _status_problems(values: list[str]) -> list[str]:
     if kind == "Backport" and not VERSION.match(detail):
         return [f"Upstream-Status: Backport needs the upstream version, got {detail!r}"]
     return []
+
+
+def _commit_problems(info: PatchInfo) -> list[str]:
+    status = (info.trailer("Upstream-Status") or [""])[0]
+    commits = info.trailer("Upstream-Commit")
+    problems = [f"Upstream-Commit: {c!r} is not https://github.com/<owner>/<repo>/commit/<hash>"
+                for c in commits if not COMMIT.match(c)]  # fmt: skip
+    if status.startswith("Backport") and not commits:
+        problems.append("Backport needs `Upstream-Commit:` citing the upstream commit it takes "
+                        "(our own fix for a defect upstream fixed otherwise is `Inappropriate "
+                        "[fixed differently upstream in <ref>]`)")  # fmt: skip
+    if FIXED_DIFFERENTLY in status:
+        ref = status.split(FIXED_DIFFERENTLY, 1)[1]
+        if not REFERENCE.search(ref):
+            problems.append("Upstream-Status: `fixed differently upstream in <ref>` needs a "
+                            "PR (owner/repo#n), commit or URL as <ref>")  # fmt: skip
+    return problems
 
 
 def _test_problem(test: str, root: Path) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fp4stack.build.wheel import build_wheel
+from fp4stack.core.fs import write_atomic
 from fp4stack.core.log import log
 from fp4stack.stack import sources
 from fp4stack.stack.apply import apply
@@ -164,6 +166,31 @@ def _copy_suite(project: Project, line: Line, tree: Path, selected: list[str]) -
         if (tree / name).is_file():
             shutil.copy2(tree / name, workdir / name)
     return workdir
+
+
+RECORDS = "test-records.json"
+
+
+def write_records(project: Project, outcomes: list[Outcome]) -> None:
+    """Keep each line's upstream suite counts from this run in build/test-records.json
+    (``make pr`` quotes them); lines not run keep their earlier counts."""
+    records = read_records(project)
+    for outcome in outcomes:
+        if outcome.has_upstream and outcome.suite is not None:
+            counts = outcome.suite.counts
+            keys = ("passed", "failed", "error", "skipped", "xfailed", "deselected")
+            parts = [f"{counts[k]} {k}" for k in keys if counts.get(k)]
+            records[outcome.name] = ", ".join(parts)
+    write_atomic(project.build / RECORDS, json.dumps(records, indent=1, sort_keys=True))
+
+
+def read_records(project: Project) -> dict[str, str]:
+    """Line id -> the upstream suite counts of its last ``make test`` ({} if none)."""
+    try:
+        data = json.loads((project.build / RECORDS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def line_env(line: Line) -> dict[str, str]:
