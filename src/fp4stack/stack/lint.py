@@ -17,7 +17,7 @@ VERSION = re.compile(r"^v?\d+(\.\d+)*\S*$")
 COMMIT = re.compile(r"^https://github\.com/[\w.-]+/[\w.-]+/commit/[0-9a-f]{7,40}$")
 # Our own fix for a defect upstream fixed another way: the status names where upstream did.
 FIXED_DIFFERENTLY = "fixed differently upstream in "
-REFERENCE = re.compile(r"([\w.-]+/[\w.-]+)?#\d+|https?://\S+|\b[0-9a-f]{7,40}\b")
+REFERENCE = re.compile(r"([\w.-]+/[\w.-]+)?#\d+|https?://\S+|\b[0-9a-f]{7,40}\b|\bv?\d+\.(\d+|x)")
 
 
 def lint_series(project: Project, line: Line) -> list[str]:

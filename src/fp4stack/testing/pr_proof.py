@@ -11,6 +11,8 @@ settings: the tree's ``pyproject.toml`` / ``ruff.toml``, or our stand-in
 
 from __future__ import annotations
 
+import difflib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -43,7 +45,7 @@ def prove_pr(project: Project, work: Work, venv: Path) -> Proof:
         overlay.build(work.repo, ref, list(work.touched), work.line.package_root, site, dest)
         results[state] = run_pytest(
             envs.python(venv),
-            ["-q", "--noconftest", "--rootdir", str(tests_dir), *work.tests],
+            ["--noconftest", "--rootdir", str(tests_dir), *work.tests],
             cwd=tests_dir,
             env={"PYTHONPATH": str(dest), LINE_ENV: work.line.id},
             echo=False,
@@ -61,41 +63,99 @@ def prove_pr(project: Project, work: Work, venv: Path) -> Proof:
 
 
 def _all_failed(result: PytestResult) -> bool:
-    failed = result.count("failed") + result.count("error") + result.count("errors")
-    return result.returncode != 0 and result.count("passed") == 0 and failed > 0
+    """Red: a ported test fails (or the file cannot even be collected) without the fix.
+
+    A ported file may also hold guards of behaviour that already works (they pass on both
+    sides); the evidence is that something fails without the fix and nothing with it.
+    """
+    failed = [o for o in result.outcomes.values() if o in ("FAILED", "ERROR")]
+    return result.returncode != 0 and (bool(failed) or not result.outcomes)
 
 
 def _all_passed(result: PytestResult) -> bool:
-    bad = result.count("failed") + result.count("error") + result.count("errors")
-    return result.ok and result.count("passed") > 0 and bad == 0
+    """Green: every ported test passes with the fix."""
+    outcomes = set(result.outcomes.values())
+    return result.ok and outcomes == {"PASSED"}
 
 
 def _counts(result: PytestResult) -> str:
-    keys = ("passed", "failed", "error", "errors", "skipped")
-    parts = [f"{result.count(k)} {k}" for k in keys if result.count(k)]
-    return ", ".join(parts) or f"pytest exit {result.returncode}"
+    tally: dict[str, int] = {}
+    for outcome in result.outcomes.values():
+        tally[outcome.lower()] = tally.get(outcome.lower(), 0) + 1
+    parts = [f"{n} {k}" for k, n in sorted(tally.items())]
+    return ", ".join(parts) or f"not collected (pytest exit {result.returncode})"
 
 
 def lint(project: Project, work: Work) -> str:
-    """``clean``, or what ruff says about the PR's Python files under the upstream's config."""
+    """``clean``, or what ruff says about the PR's Python changes under the upstream's config.
+
+    New files are checked whole; in a file the PR modifies, only the lines it adds count
+    (the rest is the upstream's own code, which our stand-in config may judge otherwise).
+    """
     config = ruff_config(project, work)
     if config is None:
         return (
             f"not checked: no ruff settings in the tree or upstream/ruff/{work.line.upstream}.toml"
         )
-    changed = git.changed_files(work.repo, work.base, work.head)
-    files = [f for f in changed if f.endswith(".py") and (work.repo / f).is_file()]
+    added = _added_lines(work)
+    files = [f for f in added if f.endswith(".py") and (work.repo / f).is_file()]
     if not files:
         return "clean"
     ruff = _ruff()
-    base = [ruff, "--config", str(config)]
-    check = run([*base[:1], "check", "--no-cache", "--no-fix", *base[1:], *files],
-                cwd=work.repo, check=False)  # fmt: skip
-    fmt = run([*base[:1], "format", "--check", "--no-cache", *base[1:], *files],
-              cwd=work.repo, check=False)  # fmt: skip
-    if check.returncode == 0 and fmt.returncode == 0:
-        return "clean"
-    return "\n".join(r.stdout.strip() for r in (check, fmt) if r.returncode != 0)
+    found = run([ruff, "check", "--no-cache", "--no-fix", "--config", str(config),
+                 "--output-format", "json", *files], cwd=work.repo, check=False)  # fmt: skip
+    prefix = f"{work.repo}/"
+    diagnostics = [(d["filename"].removeprefix(prefix), d["location"]["row"], d)
+                   for d in json.loads(found.stdout or "[]")]  # fmt: skip
+    problems = [f"{name}:{row}: {d['code']} {d['message']}"
+                for name, row, d in diagnostics if _counts_for(added, name, row)]  # fmt: skip
+    for name in files:
+        text = (work.repo / name).read_text()
+        formatted = run([ruff, "format", "--no-cache", "--config", str(config),
+                         "--stdin-filename", name, "-"], cwd=work.repo, check=False,
+                        input_text=text)  # fmt: skip
+        if formatted.returncode != 0:
+            problems.append(f"{name}: ruff format cannot read it")
+            continue
+        rows = _differing_rows(text, formatted.stdout)
+        problems += [f"{name}:{row}: not formatted as ruff format would"
+                     for row in rows if _counts_for(added, name, row)][:1]  # fmt: skip
+    return "clean" if not problems else "; ".join(problems)
+
+
+def _added_lines(work: Work) -> dict[str, set[int] | None]:
+    """Tree path -> line numbers the PR adds (None: a new file, all of it)."""
+    diff = git.query(work.repo, "diff", "-U0", "--no-renames", work.base, work.head)
+    added: dict[str, set[int] | None] = {}
+    current = ""
+    new_file = False
+    for line in diff.splitlines():
+        if line.startswith("--- "):
+            new_file = line == "--- /dev/null"
+        elif line.startswith("+++ b/"):
+            current = line.removeprefix("+++ b/")
+            added[current] = None if new_file else set()
+        elif line.startswith("@@") and (rows := added.get(current)) is not None:
+            start, _, count = line.split("+", 1)[1].split(" ", 1)[0].partition(",")
+            rows.update(range(int(start), int(start) + int(count or 1)))
+    return added
+
+
+def _counts_for(added: dict[str, set[int] | None], name: str, row: int) -> bool:
+    if name not in added:
+        return False
+    rows = added[name]
+    return rows is None or row in rows
+
+
+def _differing_rows(text: str, formatted: str) -> list[int]:
+    """1-based rows of ``text`` that formatting would change."""
+    matcher = difflib.SequenceMatcher(a=text.splitlines(), b=formatted.splitlines(), autojunk=False)
+    rows: list[int] = []
+    for tag, a0, a1, _, _ in matcher.get_opcodes():
+        if tag != "equal":
+            rows += list(range(a0 + 1, max(a1, a0 + 1) + 1))
+    return rows
 
 
 def ruff_config(project: Project, work: Work) -> Path | None:
