@@ -5,6 +5,7 @@ from __future__ import annotations
 from fp4stack.stack.apply import apply
 from fp4stack.stack.lint import lint_series
 from fp4stack.stack.refresh import refresh
+from fp4stack.stack.series import read_series
 
 from .conftest import MESSAGE, commit_edit, toy_line
 
@@ -14,6 +15,11 @@ def _lint_with(toy, message):
     apply(toy, upstream)
     commit_edit(toy.src(upstream), "src/toy/core.py", "def scale(x):\n    return 3 * x\n", message)
     refresh(toy, upstream)
+    # the regression test as the upstream would take it, which a Pending patch needs
+    for name in read_series(toy.patches(upstream)):
+        form = toy.patches(upstream) / "upstream" / name.removesuffix(".patch") / "tests"
+        form.mkdir(parents=True, exist_ok=True)
+        (form / "test_scale.py").write_text("def test_triples():\n    pass\n")
     return lint_series(toy, upstream)
 
 
@@ -49,3 +55,22 @@ def test_series_and_files_must_agree(toy):
     problems = "\n".join(lint_series(toy, upstream))
     assert "lists ghost.patch, which does not exist" in problems
     assert "stray.patch: not listed" in problems
+
+
+def test_a_backport_must_cite_the_upstream_commit(toy):
+    backport = MESSAGE.replace("Pending [toy upstream has no tracker]", "Backport [1.1]")
+    assert any("Backport needs `Upstream-Commit:`" in p for p in _lint_with(toy, backport))
+
+
+def test_a_cited_backport_is_clean(toy):
+    cited = MESSAGE.replace("Pending [toy upstream has no tracker]", "Backport [1.1]") + (
+        "Upstream-Commit: https://github.com/toy/toy/commit/0123456789abcdef\n"
+    )
+    assert _lint_with(toy, cited) == []
+
+
+def test_fixed_differently_names_where(toy):
+    vague = MESSAGE.replace(
+        "Pending [toy upstream has no tracker]", "Inappropriate [fixed differently upstream in main]"
+    )
+    assert any("needs a PR" in p for p in _lint_with(toy, vague))

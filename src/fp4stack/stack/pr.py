@@ -68,6 +68,7 @@ class Proof:
     red_counts: str
     green_counts: str
     lint: str  # "clean", or ruff's complaints
+    lint_with: str = "ruff"  # whose settings ruff ran with, in words for the PR text
 
     @property
     def proven(self) -> bool:

@@ -27,7 +27,13 @@ def texts(project: Project, pr: PullRequest, suite: str | None) -> dict[str, str
         raise PatchError(f"{pr.line.patch_dir}/{pr.links[-1].patch.path.name}: its PR text "
                          f"would mention fp4stack internals ({', '.join(found)}); reword the "
                          "patch description")  # fmt: skip
-    return {"PR.md": body, "SEND.md": send_text(pr)}
+    send = send_text(pr)
+    if not suite:
+        needs = (f" with {pr.line.submodule} initialized (PyPI ships no {pr.line.upstream} "
+                 "tests)" if pr.line.tests.from_submodule else "")  # fmt: skip
+        send += (f"\nPR.md has no counts of the upstream suite on {pr.line.id} yet: run `make "
+                 f"test UPSTREAM={pr.line.id}`{needs}, then `make pr` again.\n")  # fmt: skip
+    return {"PR.md": body, "SEND.md": send}
 
 
 def internal(text: str) -> list[str]:
@@ -66,8 +72,7 @@ def _series(pr: PullRequest) -> str:
 
 def _test_plan(pr: PullRequest) -> str:
     tests = " ".join(t for k in pr.links for t in k.tests)
-    return (f"New regression test(s), run on CPU:\n\n```\npytest {tests}\nruff check {tests}\n"
-            f"ruff format --check {tests}\n```")  # fmt: skip
+    return f"New regression test(s), run on CPU:\n\n```\npytest {tests}\n```"
 
 
 def _test_result(pr: PullRequest, suite: str | None) -> str:
@@ -77,12 +82,12 @@ def _test_result(pr: PullRequest, suite: str | None) -> str:
         lines.append(f"On {release}, the new test fails without the fix and passes with it:\n\n"
                      f"- without the fix: {pr.proof.red_counts}\n"
                      f"- with the fix: {pr.proof.green_counts}\n"
-                     f"- ruff check / ruff format --check with the repository's settings: "
-                     f"{pr.proof.lint}")  # fmt: skip
+                     f"- {pr.proof.lint_with}: {pr.proof.lint}")  # fmt: skip
     if suite:
         lines.append(f"The existing test suite on {release} with this change (CPU): {suite}.")
     else:
-        lines.append(f"The existing test suite on {release} with this change: not run yet.")
+        lines.append(f"The existing test suite on {release} with this change: not run yet "
+                     "(`pytest tests`).")  # fmt: skip
     return "\n\n".join(lines)
 
 

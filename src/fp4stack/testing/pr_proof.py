@@ -59,6 +59,7 @@ def prove_pr(project: Project, work: Work, venv: Path) -> Proof:
         red_counts=_counts(red),
         green_counts=_counts(green),
         lint=lint(project, work),
+        lint_with=lint_settings(project, work),
     )  # fmt: skip
 
 
@@ -156,6 +157,15 @@ def _differing_rows(text: str, formatted: str) -> list[int]:
         if tag != "equal":
             rows += list(range(a0 + 1, max(a1, a0 + 1) + 1))
     return rows
+
+
+def lint_settings(project: Project, work: Work) -> str:
+    """Whose settings the lint used, in words fit for the PR text."""
+    config = ruff_config(project, work)
+    if config is not None and config.is_relative_to(work.repo):
+        return "ruff check and ruff format --check with the repository's ruff settings"
+    return ("ruff check and ruff format --check, configured like the repository's own style "
+            "settings (line length, import order, rule families)")  # fmt: skip
 
 
 def ruff_config(project: Project, work: Work) -> Path | None:
