@@ -70,7 +70,6 @@ def test_a_cited_backport_is_clean(toy):
 
 
 def test_fixed_differently_names_where(toy):
-    vague = MESSAGE.replace(
-        "Pending [toy upstream has no tracker]", "Inappropriate [fixed differently upstream in main]"
-    )
+    status = "Inappropriate [fixed differently upstream in main]"
+    vague = MESSAGE.replace("Pending [toy upstream has no tracker]", status)
     assert any("needs a PR" in p for p in _lint_with(toy, vague))

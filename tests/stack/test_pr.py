@@ -183,17 +183,20 @@ def test_generated_metadata_needs_its_upstream_form_and_is_cut_with_it(toy_pr):
                    test=("tests/test_requires.py", "def test_requires():\n    pass\n"))  # fmt: skip
     problems = "\n".join(lint_series(toy_pr, line))
     assert "generated packaging metadata" in problems and "fix.patch" in problems
-    with pytest.raises(PatchError, match="fix.patch"):
+    with pytest.raises(PatchError, match=r"fix\.patch"):
         pr.cut(toy_pr, line, patch, None, _describe(toy_pr))
     fix = pr.upstream_form_dir(toy_pr, line, patch) / "fix.patch"
     git.git(repo, "checkout", "-q", "-b", "form", "upstream")
     (repo / "pyproject.toml").write_text("[project]\nname='toy'\ndependencies = ['x']\n")
-    git.git(repo, "commit", "-q", "-am", "Declare x as a requirement\n\nThe toy imports x.")
+    why = "The toy imports x at module level, so an install without x cannot import it."
+    git.git(repo, "commit", "-q", "-am", f"Declare x as a requirement\n\n{why}")
     fix.write_text(git.git(repo, "format-patch", "--stdout", "-1", "HEAD").stdout)
     git.git(repo, "checkout", "-q", "patched")
     cut = pr.cut(toy_pr, line, patch, None, _describe(toy_pr))
     mbox = (cut.folder / f"{cut.slug}.mbox").read_text()
     assert "+++ b/pyproject.toml" in mbox and "dist-info" not in mbox
+    text = (cut.folder / "PR.md").read_text()
+    assert text.startswith("# Declare x as a requirement\n") and "module level" in text
     assert lint_series(toy_pr, line) == []
 
 

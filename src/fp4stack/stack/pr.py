@@ -58,6 +58,16 @@ class Link:
     def stem(self) -> str:
         return self.patch.path.name.removesuffix(".patch")
 
+    @property
+    def upstream_patch(self) -> PatchInfo:
+        """The header upstream reads: ``fix.patch``'s when there is one, else the patch's."""
+        if self.fix is None:
+            return self.patch
+        info = parse_patch(self.fix)
+        subject = info.subject.removeprefix("[PATCH] ")
+        # its links are the stack patch's (fix.patch carries no trailers of ours)
+        return PatchInfo(info.path, subject, info.description, self.patch.trailers, info.files)
+
 
 @dataclass(frozen=True)
 class Proof:
@@ -177,6 +187,9 @@ def form_problems(project: Project, line: Line, patch: PatchInfo) -> list[str]:
             problems.append(f"{rel}/{FIX} holds no diff")
         if generated_files(_DIFF_FILE.findall(text)):
             problems.append(f"{rel}/{FIX} changes generated packaging metadata itself")
+        if len(found.upstream_patch.description.split()) < 8:
+            problems.append(f"{rel}/{FIX} needs a Subject and a description of why: it is "
+                            "the commit upstream reads")  # fmt: skip
     return problems
 
 
@@ -288,7 +301,7 @@ def _build(
                 f"tree ({_tree_name(line, checkout)}) does not have"
             )
         else:
-            _apply_commit(repo, diff, message(item.patch, line))
+            _apply_commit(repo, diff, message(item.upstream_patch, line))
             fix = git.rev_parse(repo, "HEAD")
             touched += git.changed_files(repo, "HEAD~1", "HEAD")
         if last and item.fix is not None:

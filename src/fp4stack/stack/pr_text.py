@@ -51,7 +51,7 @@ def pr_text(project: Project, pr: PullRequest, suite: str | None) -> str:
     links = "\n".join(dict.fromkeys(reference(u, pr.line) for k in pr.links
                                     for u in k.patch.trailer("Bug")))  # fmt: skip
     fields = {
-        "why": target.patch.description,
+        "why": target.upstream_patch.description,
         "links": links + "\n",
         "series": _series(pr),
         "test_plan": _test_plan(pr),
@@ -59,13 +59,13 @@ def pr_text(project: Project, pr: PullRequest, suite: str | None) -> str:
         "new_dependency": "✅" if target.fix is not None else "N/A",
     }
     body = re.sub(r"\n{3,}", "\n\n", template.read_text().format_map(fields)).strip()
-    return f"# {target.patch.subject}\n\n{body}\n"
+    return f"# {target.upstream_patch.subject}\n\n{body}\n"
 
 
 def _series(pr: PullRequest) -> str:
     if len(pr.links) == 1:
         return ""
-    before = "\n".join(f"- {k.patch.subject}" for k in pr.links[:-1])
+    before = "\n".join(f"- {k.upstream_patch.subject}" for k in pr.links[:-1])
     return (f"This change needs the earlier commits of this series, which touch the same "
             f"code and are proposed with it (each with its own test):\n\n{before}\n")  # fmt: skip
 
@@ -96,7 +96,7 @@ def send_text(pr: PullRequest) -> str:
     line, slug = pr.line, pr.slug
     repo = line.git.rstrip("/").removesuffix(".git")
     owner_repo = repo.removeprefix("https://github.com/")
-    title = pr.links[-1].patch.subject.replace('"', '\\"')
+    title = pr.links[-1].upstream_patch.subject.replace('"', '\\"')
     branch = pr.branch or f"pr/{slug}"
     signoff = " --signoff" if line.upstream == "modelopt" else ""
     get = (f"cd {line.submodule}   # the branch {branch} is already there\n"
