@@ -30,7 +30,7 @@ prove: $(FP4STACK) ## each patch's regression test: red on pristine, green on pa
 refresh: $(FP4STACK) ## export commits in build/src/<upstream>/ back to patches/
 	$(FP4STACK) refresh $(UPSTREAM)
 
-pr: $(FP4STACK) ## cut upstream PR branches + texts (build/pr/) from Pending/Submitted patches
+pr: $(FP4STACK) ## cut upstream PRs (fix + ported test, PR.md, SEND.md in build/pr/) from Pending/Submitted patches
 	$(FP4STACK) pr $(UPSTREAM)
 
 lint: $(FP4STACK) ## ruff, mypy, patch headers, and a re-export dry run
