@@ -19,6 +19,7 @@ from fp4stack.core.errors import PatchError
 from fp4stack.stack import pr, pr_text
 from fp4stack.stack.apply import apply
 from fp4stack.stack.lint import lint_series
+from fp4stack.stack.pins import load_project
 from fp4stack.stack.refresh import refresh
 
 from .conftest import MESSAGE, add_line, commit_edit, toy_line
@@ -221,3 +222,29 @@ def test_exit_codes(toy_pr):
     assert "1/2 PR(s) cut" in done.stdout and "NOT CUT" in done.stdout
     assert not (toy_pr.build / "pr" / line.id / "quadruple-instead-of-triple").exists()
     assert _cli(toy_pr.root, "pr", "--patch", "nope.patch").returncode == 1
+
+
+def test_with_the_submodule_the_pr_is_a_branch_on_upstream_history(toy_pr):
+    line = toy_line(toy_pr)
+    patch = _patch(toy_pr, line, "src/toy/core.py", TRIPLE,
+                   test=("tests/test_triple.py", TEST_TRIPLE))  # fmt: skip
+    # the upstream's history: the release tree committed in upstream/toy, pinned by commit
+    clone = toy_pr.root / "upstream" / "toy"
+    subprocess.run(["git", "clone", "-q", "-b", "upstream", str(toy_pr.src(line)), str(clone)],
+                   check=True)  # fmt: skip
+    tag_commit = git.rev_parse(clone, "HEAD")
+    pins = toy_pr.root / "upstream" / "pins.toml"
+    pins.write_text(pins.read_text().replace("0" * 40, tag_commit))
+    project = load_project(toy_pr.root)
+    line = toy_line(project)
+    cut = pr.cut(project, line, patch, _prove, _describe(project))
+    assert cut.branch == "pr/triple-instead-of-double"
+    assert git.query(clone, "rev-list", "--count", f"{tag_commit}..{cut.branch}") == "2"
+    assert git.query(clone, "merge-base", tag_commit, cut.branch) == tag_commit
+    # a failed re-cut takes the branch away with the folder
+    form = pr.upstream_form_dir(project, line, patch) / "tests" / "test_triple.py"
+    form.write_text("def test_scale_triples():\n    assert True\n")
+    with pytest.raises(PatchError):
+        pr.cut(project, line, patch, _prove, _describe(project))
+    assert git.query(clone, "branch", "--list", "pr/*") == ""
+    assert not cut.folder.exists()
