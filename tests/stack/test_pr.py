@@ -221,7 +221,8 @@ def test_exit_codes(toy_pr):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "1/2 PR(s) cut" in done.stdout and "NOT CUT" in done.stdout
     assert not (toy_pr.build / "pr" / line.id / "quadruple-instead-of-triple").exists()
-    assert _cli(toy_pr.root, "pr", "--patch", "nope.patch").returncode == 1
+    unknown = _cli(toy_pr.root, "pr", "--patch", "nope.patch")
+    assert unknown.returncode == 2 and "not in patches/toy/1.0/series: nope.patch" in unknown.stderr
 
 
 def test_with_the_submodule_the_pr_is_a_branch_on_upstream_history(toy_pr):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fp4stack.core import git
-from fp4stack.core.errors import CommandError, PatchError
+from fp4stack.core.errors import CommandError, PatchError, UsageError
 from fp4stack.stack import sources
 from fp4stack.stack.pins import Line, Project
 from fp4stack.stack.series import PatchInfo, parse_patch, series_paths
@@ -128,7 +128,7 @@ def candidates(project: Project, line: Line, names: list[str]) -> list[PatchInfo
         known = {p.path.name: p for p in patches}
         missing = [n for n in names if n not in known]
         if missing:
-            raise PatchError(f"not in {line.patch_dir}/series: {', '.join(missing)}")
+            raise UsageError(f"not in {line.patch_dir}/series: {', '.join(missing)}")
         return [known[n] for n in names]
     return [p for p in patches if upstreamable(p)]
 
