@@ -1,0 +1,240 @@
+"""A weight-only compressed-tensors FP8_BLOCK checkpoint must load.
+
+A config group with 128x128 block FP8 weights and no ``input_activations`` (FP8 weights,
+16-bit activations: llmcompressor's FP8_BLOCK recipe without its activation scheme) is
+routed by ``CompressedTensorsConfig._get_scheme_from_parts`` to
+``CompressedTensorsW8A16Fp8`` with ``is_static_input_scheme = input_quant and not
+input_quant.dynamic``. Without ``input_quant`` that expression is ``None``, and the
+scheme's ``process_weights_after_loading`` fails on its block branch:
+``assert self.is_static_input_scheme is False`` (vLLM 0.28.0 and 0.33.0 alike).
+
+Real vLLM code runs on CPU: ``CompressedTensorsConfig.from_config`` and its scheme
+selection, a real ``MergedColumnParallelLinear`` in a one-process gloo group,
+``create_weights``, the ``weight_loader``, ``process_weights_after_loading``,
+``prepare_fp8_layer_for_marlin`` and the forward down to ``apply_fp8_marlin_linear``.
+Only what needs a GPU is replaced (see ``marlin_on_cpu``): the per-platform kernel
+lists (Marlin, the W8A16 FP8 kernel of Ampere/Hopper, is listed for CUDA only), Marlin's
+own support check, and its CUDA ops (repack, GEMM, workspace).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+import vllm._custom_ops as ops
+from vllm.config import DeviceConfig, ModelConfig, VllmConfig, set_current_vllm_config
+from vllm.distributed import (
+    destroy_distributed_environment,
+    destroy_model_parallel,
+    init_distributed_environment,
+    initialize_model_parallel,
+)
+from vllm.model_executor.kernels import linear as linear_kernels
+from vllm.model_executor.kernels.linear.scaled_mm.marlin import (
+    MarlinFP8ScaledMMLinearKernel,
+)
+from vllm.model_executor.layers.linear import MergedColumnParallelLinear
+from vllm.model_executor.layers.quantization.compressed_tensors.compressed_tensors import (
+    CompressedTensorsConfig,
+)
+from vllm.model_executor.layers.quantization.compressed_tensors.schemes import (
+    CompressedTensorsW8A16Fp8,
+)
+from vllm.model_executor.layers.quantization.fp8 import Fp8Config
+from vllm.model_executor.layers.quantization.utils import marlin_utils_fp8
+from vllm.platforms import current_platform
+
+BLOCK = 128
+HIDDEN = 256
+SHARDS = [256, 384]  # gate_proj, up_proj
+PREFIX = "model.layers.0.mlp.gate_up_proj"
+
+# FP8 block weights, no input_activations: the activations stay in the model's dtype.
+CT_FP8_BLOCK_WEIGHT_ONLY = {
+    "quant_method": "compressed-tensors",
+    "format": "float-quantized",
+    "ignore": [],
+    "config_groups": {
+        "group_0": {
+            "targets": ["Linear"],
+            "weights": {
+                "num_bits": 8,
+                "type": "float",
+                "strategy": "block",
+                "block_structure": [BLOCK, BLOCK],
+                "symmetric": True,
+                "dynamic": False,
+            },
+        }
+    },
+}
+
+
+@dataclass
+class GemmRecorder:
+    """Stands in for ``ops.marlin_gemm`` (a CUDA kernel): records its inputs."""
+
+    calls: list[dict[str, object]] = field(default_factory=list)
+
+    def __call__(self, **kwargs: object) -> torch.Tensor:
+        self.calls.append(kwargs)
+        a = kwargs["a"]
+        assert isinstance(a, torch.Tensor)
+        return torch.zeros(a.shape[0], int(kwargs["size_n"]), dtype=a.dtype)
+
+
+def _fake_marlin_repack(
+    b_q_weight: torch.Tensor, perm: torch.Tensor, size_k: int, size_n: int, num_bits: int
+) -> torch.Tensor:
+    """``ops.gptq_marlin_repack`` is a CUDA kernel: keep the data, take its output shape."""
+    pack_factor = 32 // num_bits
+    return b_q_weight.reshape(size_k // 16, size_n * 16 // pack_factor).clone()
+
+
+@pytest.fixture(scope="module")
+def vllm_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmConfig]:
+    """A real VllmConfig (bf16 model, CPU device) and a one-process gloo group."""
+    model_dir: Path = tmp_path_factory.mktemp("tiny-llama")
+    (model_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "hidden_size": HIDDEN,
+                "intermediate_size": SHARDS[0],
+                "num_attention_heads": 2,
+                "num_key_value_heads": 2,
+                "num_hidden_layers": 1,
+                "vocab_size": 128,
+                "max_position_embeddings": 256,
+                "torch_dtype": "bfloat16",
+            }
+        )
+    )
+    config = VllmConfig(
+        model_config=ModelConfig(model=str(model_dir), dtype="bfloat16", skip_tokenizer_init=True),
+        device_config=DeviceConfig(device="cpu"),
+    )
+    store = tmp_path_factory.mktemp("gloo") / "store"
+    with set_current_vllm_config(config):
+        init_distributed_environment(
+            world_size=1,
+            rank=0,
+            distributed_init_method=f"file://{store}",
+            local_rank=0,
+            backend="gloo",
+        )
+        initialize_model_parallel(1, 1)
+        try:
+            yield config
+        finally:
+            # Not cleanup_dist_env_and_memory(): it needs an accelerator.
+            destroy_model_parallel()
+            destroy_distributed_environment()
+
+
+@pytest.fixture
+def marlin_on_cpu(monkeypatch: pytest.MonkeyPatch) -> GemmRecorder:
+    """Replace only the GPU-bound pieces of the FP8 Marlin path."""
+    # The kernel lists are keyed by platform and list Marlin for CUDA only; make it the
+    # one FP8 block and W8A16 kernel here, and let it report itself supported.
+    for kernels in (
+        linear_kernels._POSSIBLE_FP8_BLOCK_KERNELS,
+        linear_kernels._POSSIBLE_WFP8A16_KERNELS,
+    ):
+        monkeypatch.setitem(kernels, current_platform._enum, [MarlinFP8ScaledMMLinearKernel])
+    monkeypatch.setattr(
+        MarlinFP8ScaledMMLinearKernel,
+        "is_supported",
+        classmethod(lambda cls, cc=None: (True, None)),
+    )
+    # CUDA kernels.
+    monkeypatch.setattr(ops, "gptq_marlin_repack", _fake_marlin_repack)
+    recorder = GemmRecorder()
+    monkeypatch.setattr(ops, "marlin_gemm", recorder)
+    # The per-SM workspace (a CUDA allocation): vLLM 0.28.0 makes one per layer; later
+    # releases pass none to the GEMM and no longer have the helper.
+    if hasattr(marlin_utils_fp8, "marlin_make_workspace_new"):
+        monkeypatch.setattr(
+            marlin_utils_fp8,
+            "marlin_make_workspace_new",
+            lambda device, max_blocks_per_sm=1, existing=None: torch.zeros(
+                1, dtype=torch.int, device=device
+            ),
+        )
+    return recorder
+
+
+def _checkpoint() -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Per shard: fp8 weight [n, K] and distinct fp32 block scales [n/128, K/128]."""
+    gen = torch.Generator().manual_seed(34863)
+    shards = []
+    for shard_id, n in enumerate(SHARDS):
+        weight = (torch.randn(n, HIDDEN, generator=gen) * 64).to(torch.float8_e4m3fn)
+        scale = torch.rand(n // BLOCK, HIDDEN // BLOCK, generator=gen) + 0.5
+        shards.append((shard_id, weight, scale))
+    return shards
+
+
+def _layer(quant_config: CompressedTensorsConfig | Fp8Config) -> MergedColumnParallelLinear:
+    """The layer as the model builds it: create_weights runs in its constructor."""
+    return MergedColumnParallelLinear(
+        HIDDEN,
+        SHARDS,
+        bias=False,
+        params_dtype=torch.bfloat16,
+        quant_config=quant_config,
+        prefix=PREFIX,
+    )
+
+
+def _load_and_run(layer: MergedColumnParallelLinear, scale_name: str) -> None:
+    """Load the checkpoint through weight_loader, process it, run one forward."""
+    params = dict(layer.named_parameters())
+    assert scale_name in params, f"the layer registers {sorted(params)}"
+    for shard_id, weight, scale in _checkpoint():
+        layer.weight_loader(params["weight"], weight, shard_id)
+        layer.weight_loader(params[scale_name], scale, shard_id)
+    layer.quant_method.process_weights_after_loading(layer)
+    x = torch.randn(3, HIDDEN, generator=torch.Generator().manual_seed(0))
+    layer(x.to(torch.bfloat16))
+
+
+def test_weight_only_fp8_block_scheme_is_not_static(vllm_config, marlin_on_cpu):
+    """No input_activations means no static input scale: the flag is False, not None."""
+    layer = _layer(CompressedTensorsConfig.from_config(CT_FP8_BLOCK_WEIGHT_ONLY))
+
+    assert type(layer.scheme) is CompressedTensorsW8A16Fp8
+    assert layer.scheme.is_static_input_scheme is False
+    assert sorted(n for n, _ in layer.named_parameters()) == ["weight", "weight_scale"]
+
+
+def test_weight_only_fp8_block_loads_and_runs_on_marlin(vllm_config, marlin_on_cpu):
+    # Reference: the same checkpoint under Fp8Config's native block-scale name.
+    reference = _layer(
+        Fp8Config(
+            is_checkpoint_fp8_serialized=True,
+            activation_scheme="dynamic",
+            weight_block_size=[BLOCK, BLOCK],
+        )
+    )
+    _load_and_run(reference, "weight_scale_inv")
+    ref_gemm = marlin_on_cpu.calls.pop()
+
+    layer = _layer(CompressedTensorsConfig.from_config(CT_FP8_BLOCK_WEIGHT_ONLY))
+    _load_and_run(layer, "weight_scale")
+    (gemm,) = marlin_on_cpu.calls
+
+    assert type(layer.scheme) is CompressedTensorsW8A16Fp8
+    assert type(layer.scheme.linear_kernel) is MarlinFP8ScaledMMLinearKernel
+    # The GEMM gets exactly the repacked weights and Marlin-permuted block scales of
+    # the native layer.
+    assert torch.equal(gemm["b_q_weight"], ref_gemm["b_q_weight"])
+    assert torch.equal(gemm["b_scales"], ref_gemm["b_scales"])
+    assert (gemm["size_n"], gemm["size_k"]) == (ref_gemm["size_n"], ref_gemm["size_k"])
+    assert sorted(n for n, _ in layer.named_parameters()) == ["weight", "weight_scale_inv"]
