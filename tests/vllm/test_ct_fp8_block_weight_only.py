@@ -89,9 +89,17 @@ class GemmRecorder:
 
 
 def _fake_marlin_repack(
-    b_q_weight: torch.Tensor, perm: torch.Tensor, size_k: int, size_n: int, num_bits: int
+    b_q_weight: torch.Tensor,
+    perm: torch.Tensor | None = None,
+    size_k: int = 0,
+    size_n: int = 0,
+    num_bits: int = 8,
+    is_a_8bit: bool = False,
 ) -> torch.Tensor:
-    """``ops.gptq_marlin_repack`` is a CUDA kernel: keep the data, take its output shape."""
+    """``ops.gptq_marlin_repack`` is a CUDA kernel: keep the data, take its output shape.
+
+    vLLM 0.28.0 passes a ``perm``; 0.33.0 has none and an ``is_a_8bit`` flag instead.
+    """
     pack_factor = 32 // num_bits
     return b_q_weight.reshape(size_k // 16, size_n * 16 // pack_factor).clone()
 

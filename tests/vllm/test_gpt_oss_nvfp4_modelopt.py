@@ -28,7 +28,8 @@ GPU is replaced (``on_cpu``):
 - the attention backend selection returns vLLM's CPU attention backend (CUDA-only
   selection; attention is not run);
 - ``ops.gptq_marlin_repack`` (CUDA kernel) is replaced by a reshape that keeps the bytes,
-  and ``marlin_make_workspace_new`` (per-SM workspace) by a small zero tensor;
+  and, on 0.28.0, ``marlin_make_workspace_new`` (per-SM workspace) by a small zero tensor
+  (0.33.0 has no workspace);
 - the Marlin MoE GEMM (``ops.moe_wna16_marlin_gemm``) is not called: the numerics test
   computes the experts in torch from the processed layer the way the kernel consumes it.
 """
@@ -242,11 +243,14 @@ class OnCpu:
 
         monkeypatch.setattr(attention_mod, "get_attn_backend", lambda *a, **k: CPUAttentionBackend)
         monkeypatch.setattr(ops, "gptq_marlin_repack", fake_marlin_repack)
-        monkeypatch.setattr(
-            marlin_utils_fp4,
-            "marlin_make_workspace_new",
-            lambda device, max_blocks_per_sm=1, existing=None: torch.zeros(1, dtype=torch.int),
-        )
+        # The per-SM workspace (a CUDA allocation): vLLM 0.28.0 makes one per layer; 0.33.0
+        # passes none to the GEMM and no longer has the helper.
+        if hasattr(marlin_utils_fp4, "marlin_make_workspace_new"):
+            monkeypatch.setattr(
+                marlin_utils_fp4,
+                "marlin_make_workspace_new",
+                lambda device, max_blocks_per_sm=1, existing=None: torch.zeros(1, dtype=torch.int),
+            )
         # A spy, not a replacement: record the (padded) block scales handed to
         # Marlin's scale layout, then run vLLM's own function.
         self.scales: list[torch.Tensor] = []
