@@ -210,13 +210,16 @@ def loaded_experts(layer: RoutedExperts) -> dict[str, torch.Tensor]:
 
 def fake_marlin_repack(
     b_q_weight: torch.Tensor,
-    perm: torch.Tensor,
-    size_k: int,
-    size_n: int,
-    num_bits: int,
+    perm: torch.Tensor | None = None,
+    size_k: int = 0,
+    size_n: int = 0,
+    num_bits: int = 4,
     is_a_8bit: bool = False,
 ) -> torch.Tensor:
-    """``ops.gptq_marlin_repack`` is a CUDA kernel: keep the bytes, take its output shape."""
+    """``ops.gptq_marlin_repack`` is a CUDA kernel: keep the bytes, take its output shape.
+
+    vLLM 0.28.0 passes a ``perm``; 0.33.0 has none.
+    """
     return b_q_weight.reshape(size_k // 16, size_n * 16 * num_bits // 32).clone()
 
 
