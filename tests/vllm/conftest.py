@@ -12,10 +12,10 @@ import os
 
 NOT_ON_LINE: dict[str, dict[str, str]] = {
     "vllm@0.33.0": {
-        # accept-weight-scale-in-the-fp8-block-quant-marlin-kernel.patch shipped in 0.29.0
+        # accept-weight-scale-in-the-fp8-block-quant-marlin-kernel.patch: fixed upstream (#52966)
         # (patches/vllm/0.33.0/CHANGELOG.md); its fixture replaces 0.28.0's per-layer Marlin
         # workspace helper, which 0.33.0 no longer has
-        "test_marlin_fp8_block_scale_name.py": "patch shipped in 0.29.0; see CHANGELOG",
+        "test_marlin_fp8_block_scale_name.py": "fixed differently upstream (#52966); see CHANGELOG",
     },
 }
 
