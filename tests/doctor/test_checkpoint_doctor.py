@@ -285,6 +285,18 @@ def test_seeded_defect_is_found(tmp_path, fmt, defect, edit, code, where):
     assert all(f.fix for f in report.findings)
 
 
+def test_each_missing_partner_of_one_weight_is_its_own_finding(tmp_path):
+    """A weight missing both its block scales and its input scale: two fixes, two findings."""
+    ckpt = CLEAN["ct-nvfp4"]()
+    _drop(f"{NV}.weight_scale")(ckpt)
+    _drop(f"{NV}.input_global_scale")(ckpt)
+    report = diagnose(dc.write(tmp_path / "c", ckpt))
+    missing = [f.message for f in report.findings if f.code == "missing-partner"]
+    assert len(missing) == 2, missing
+    assert any("weight_scale" in m for m in missing)
+    assert any("input_global_scale" in m for m in missing)
+
+
 def test_index_that_disagrees_with_the_shards(tmp_path):
     root = dc.write(tmp_path / "c", dc.ct_nvfp4(), shards=2)
     index = json.loads((root / INDEX_NAME).read_text())

@@ -31,11 +31,13 @@ def _validate(ckpt: Checkpoint, found: detect.Detected, report: Report) -> int:
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
-    seen: set[tuple[str, str]] = set()
+    """Sorted by severity, each finding once. The message is part of what makes a finding
+    distinct: one weight missing two partners is two problems with two fixes."""
+    seen: set[tuple[str, str, str]] = set()
     out = []
     for f in sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.code, f.where)):
-        if (f.code, f.where) not in seen:
-            seen.add((f.code, f.where))
+        if (f.code, f.where, f.message) not in seen:
+            seen.add((f.code, f.where, f.message))
             out.append(f)
     return out
 
