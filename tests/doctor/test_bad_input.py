@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import doctor_ckpt as dc
 import pytest
@@ -74,3 +77,20 @@ def test_not_a_directory(tmp_path, run_cli):
 def test_doctor_needs_a_checkpoint_or_env(run_cli):
     code, _, err = run_cli("doctor")
     assert code == 2 and "give a CHECKPOINT, or --env" in err
+
+
+def test_a_reader_that_goes_away_ends_the_report_quietly(tmp_path):
+    """`fp4stack doctor CKPT | head`: a closed pipe is no traceback, and exit 141 says so."""
+    root = dc.write(tmp_path / "c", dc.ct_nvfp4())
+    reader, writer = os.pipe()
+    os.close(reader)  # nobody reads: the report's first write gets EPIPE
+    done = subprocess.run(
+        [sys.executable, "-m", "fp4stack", "doctor", str(root), "--json"],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    os.close(writer)
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.returncode == 141
