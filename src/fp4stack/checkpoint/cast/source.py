@@ -5,11 +5,11 @@ Everything here reads headers only, so every bad input is reported before any ou
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fp4stack.checkpoint.jsonfile import read_json
 from fp4stack.checkpoint.safetensors_io import SafetensorsFile, TensorInfo
 from fp4stack.core.errors import UsageError
 
@@ -54,16 +54,7 @@ class Source:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        hint = "SRC must be a Hugging Face checkpoint"
-        raise UsageError(f"{path}: missing", hint=hint) from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{path}: unreadable JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: not a JSON object")
-    return data
+    return read_json(path, "SRC must be a Hugging Face checkpoint")
 
 
 def _ct_problem(qc: dict[str, Any]) -> str | None:

@@ -7,13 +7,13 @@ unreadable or truncated shard) is still a :class:`UsageError`: there is nothing 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fp4stack.checkpoint import jsonfile
 from fp4stack.checkpoint.fp4 import E4M3_VALUES
 from fp4stack.checkpoint.safetensors_io import SafetensorsFile, TensorInfo
 from fp4stack.core.errors import UsageError
@@ -22,20 +22,14 @@ INDEX_NAME = "model.safetensors.index.json"
 HF_QUANT_CONFIG = "hf_quant_config.json"
 
 
+_MISSING_HINT = "CHECKPOINT must be a Hugging Face checkpoint directory"
+
+
 def read_json(path: Path, required: bool = True) -> dict[str, Any] | None:
     """A JSON object from ``path``; None when absent and not ``required``."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        if not required:
-            return None
-        hint = "CHECKPOINT must be a Hugging Face checkpoint directory"
-        raise UsageError(f"{path}: missing", hint=hint) from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{path}: unreadable JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: not a JSON object")
-    return data
+    if required:
+        return jsonfile.read_json(path, _MISSING_HINT)
+    return jsonfile.read_json_if_present(path)
 
 
 @dataclass

@@ -1,0 +1,34 @@
+"""A checkpoint's JSON files (config.json, the shard index, hf_quant_config.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fp4stack.core.errors import UsageError
+
+
+def read_json(path: Path, missing_hint: str) -> dict[str, Any]:
+    """The JSON object in ``path``, a file that must exist.
+
+    :raises UsageError: the file is missing (with ``missing_hint``), unreadable or not JSON,
+        or it holds something other than an object.
+    """
+    data = read_json_if_present(path)
+    if data is None:
+        raise UsageError(f"{path}: missing", hint=missing_hint)
+    return data
+
+
+def read_json_if_present(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when there is no such file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: unreadable JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a JSON object")
+    return data
