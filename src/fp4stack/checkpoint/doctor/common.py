@@ -135,3 +135,18 @@ def check_scalar(
                 "re-quantize this module (its amax was 0 or non-finite)",
             )
         )
+
+
+def check_packed_dtype(ckpt: Checkpoint, name: str, fmt: str, report: Report) -> None:
+    """A packed FP4 weight (two E2M1 nibbles a byte) must be stored as U8."""
+    dtype = ckpt.info(name).dtype
+    if dtype != "U8":
+        report.add(
+            Finding(
+                "error",
+                "bad-dtype",
+                ckpt.label(name),
+                f"packed {fmt} weight is {dtype}, expected U8",
+                "re-export the checkpoint with its producer",
+            )
+        )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fp4stack.checkpoint.doctor.checkpoint import Checkpoint
-from fp4stack.checkpoint.doctor.common import FIX
+from fp4stack.checkpoint.doctor.common import FIX, check_packed_dtype
 from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
 from fp4stack.checkpoint.mxfp4_bias import (
     CT_BUG_BIAS,
@@ -102,17 +102,8 @@ def check_mxfp4(
 
 
 def _check_unit(ckpt: Checkpoint, unit: Unit, report: Report, headers_only: bool) -> None:
+    check_packed_dtype(ckpt, unit.packed, "MXFP4", report)
     packed = ckpt.info(unit.packed)
-    if packed.dtype != "U8":
-        report.add(
-            Finding(
-                "error",
-                "bad-dtype",
-                ckpt.label(unit.packed),
-                f"packed MXFP4 weight is {packed.dtype}, expected U8",
-                "re-export the checkpoint with its producer",
-            )
-        )
     if unit.scale not in ckpt.where:
         report.add(
             Finding(

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from fp4stack.checkpoint.doctor.checkpoint import Checkpoint
-from fp4stack.checkpoint.doctor.common import FIX, check_scalar, scale_value_problems
+from fp4stack.checkpoint.doctor.common import (
+    FIX,
+    check_packed_dtype,
+    check_scalar,
+    scale_value_problems,
+)
 from fp4stack.checkpoint.doctor.detect import CT_MXFP4, Detected
 from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
 from fp4stack.checkpoint.fp4 import E4M3_MAX, E4M3_VALUES, e4m3_encode
@@ -95,17 +100,7 @@ def _missing(ckpt: Checkpoint, unit: Unit, partner: str, what: str) -> Finding:
 def _check_unit(
     ckpt: Checkpoint, unit: Unit, activations: bool, report: Report, headers_only: bool
 ) -> None:
-    packed = ckpt.info(unit.packed)
-    if packed.dtype != "U8":
-        report.add(
-            Finding(
-                "error",
-                "bad-dtype",
-                ckpt.label(unit.packed),
-                f"packed NVFP4 weight is {packed.dtype}, expected U8",
-                "re-export the checkpoint with its producer",
-            )
-        )
+    check_packed_dtype(ckpt, unit.packed, "NVFP4", report)
     for partner, what in ((unit.scale, "block scales"), (unit.global_scale, "global scale")):
         if partner not in ckpt.where:
             report.add(_missing(ckpt, unit, partner, what))
