@@ -78,10 +78,25 @@ def summary(outcomes: list[Outcome]) -> str:
     proofs = [p for o in outcomes for p in o.proofs]
     if proofs:
         lines += ["", format_table(proofs)]
+    lines += _failures(outcomes)
     totals = {k: sum(_total(o, k) for o in outcomes) for k in ("passed", "failed", "skipped")}
     lines += ["", f"fp4stack: {totals['passed']} passed, {totals['failed']} failed, "
                   f"{totals['skipped']} skipped"]  # fmt: skip
     return "\n".join(lines)
+
+
+def _failures(outcomes: list[Outcome], limit: int = 30) -> list[str]:
+    """The failed tests, named again at the end, where a CI log's tail shows them."""
+    named = [f"  {o.name} ({part}): {failure}"
+             for o in outcomes
+             for part, result in (("upstream suite", o.suite), ("our tests", o.ours)) if result
+             for failure in result.failures()]  # fmt: skip
+    if not named:
+        return []
+    more = (
+        [f"  ... and {len(named) - limit} more (see the log above)"] if len(named) > limit else []
+    )
+    return ["", "failed:", *named[:limit], *more]
 
 
 def _counts(result: PytestResult | None) -> str:

@@ -17,7 +17,7 @@ NO_TESTS_COLLECTED = 5
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 # Loaded into every pytest run, upstream venvs included; see its docstring.
 SEED_PLUGIN_DIR = Path(__file__).parent / "pytest_plugin"
-_OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)")
+_OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)(?: - (.*))?")
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
 
@@ -29,6 +29,7 @@ class PytestResult:
     outcomes: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     summary: str = ""
+    reasons: dict[str, str] = field(default_factory=dict)  # failed/errored id -> pytest's line
     output: str = ""  # pytest's stdout, for what the per-test lines do not say
 
     @property
@@ -37,6 +38,11 @@ class PytestResult:
 
     def count(self, key: str) -> int:
         return self.counts.get(key, 0)
+
+    def failures(self) -> list[str]:
+        """``FAILED <id> - <message>`` for each test that failed or errored."""
+        return [f"{kind} {test}" + (f" - {self.reasons[test]}" if self.reasons.get(test) else "")
+                for test, kind in self.outcomes.items() if kind in ("FAILED", "ERROR")]  # fmt: skip
 
 
 def run_pytest(
@@ -71,6 +77,8 @@ def _parse(lines: list[str], result: PytestResult) -> None:
     for line in lines:
         if match := _OUTCOME.match(line):
             result.outcomes[match.group(2)] = match.group(1)
+            if match.group(1) in ("FAILED", "ERROR"):
+                result.reasons[match.group(2)] = (match.group(3) or "").strip()
     closing = next((ln for ln in reversed(lines) if ln.startswith("=") and " in " in ln), "")
     result.summary = closing.strip("= \n")
     for number, key in _COUNT.findall(closing):
