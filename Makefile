@@ -8,6 +8,8 @@ PYTHON ?= python3
 TOOL_VENV := build/venv/tool
 FP4STACK := $(TOOL_VENV)/bin/fp4stack
 UPSTREAM ?=
+# `make test JOBS=1` runs the lines one after another with their output live.
+JOBS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help wheel test apply prove refresh lint pr clean distclean
@@ -19,7 +21,7 @@ wheel: $(FP4STACK) ## build the patched wheels into dist/ (the main job)
 	$(FP4STACK) wheel $(UPSTREAM)
 
 test: $(FP4STACK) ## run upstream suites, our tests and the proofs against the patched builds
-	$(FP4STACK) test $(UPSTREAM)
+	$(FP4STACK) test $(if $(JOBS),--jobs $(JOBS)) $(UPSTREAM)
 
 apply: $(FP4STACK) ## fetch + verify pristine sources, apply every series into build/src/
 	$(FP4STACK) apply $(UPSTREAM)

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from fp4stack.cli.common import add_upstream_args, selected
+from fp4stack.core.errors import UsageError
 
 if TYPE_CHECKING:
     from fp4stack.testing.prove import Proof
@@ -20,11 +21,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="For each upstream: apply the series, build the patched wheel, install it "
         "in build/venv/<upstream>/ (torch's CPU build first, then the pinned companions), run "
         "upstream's own tests (deselections with reasons in ci/deselect/), our tests in "
-        "tests/<upstream>/, and `prove`. Then our tool tests in build/venv/tool-tests/. Ends "
-        "with a summary table; exits 1 if anything failed or a patch is not proven.",
+        "tests/<upstream>/, and `prove`. Then our tool tests in build/venv/tool-tests/. "
+        "Lines run side by side, --jobs at a time, each line's output printed as one block "
+        "when it ends. Ends with a summary (failed tests named last, time per phase) and the "
+        "prove table; exits 1 if anything failed or a patch is not proven.",
     )
     add_upstream_args(test)
     test.add_argument("--no-tools", action="store_true", help="skip our tool tests")
+    test.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="run up to N lines at once (default: one per CPU core; 1 runs them in turn "
+        "with their output live)",
+    )
     test.set_defaults(func=run_test)
 
     prove_parser = subparsers.add_parser(
@@ -52,13 +63,14 @@ def run_prove(args: argparse.Namespace) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    from fp4stack.testing import suites
+    from fp4stack.testing import jobs, suites
 
     project, chosen = selected(args)
-    outcomes = [suites.run_upstream(project, line) for line in chosen]
-    suites.write_records(project, outcomes)
-    if not args.no_tools and not args.upstreams:
-        outcomes.append(suites.run_tools(project))
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
+    tools = not args.no_tools and not args.upstreams
+    outcomes = jobs.run_all(project, chosen, tools=tools, jobs=args.jobs or jobs.default_jobs())
+    suites.write_records(project, [o for o in outcomes if o.has_upstream])
     print(summary(outcomes))
     return 0 if _green(outcomes) else 1
 
@@ -75,6 +87,9 @@ def summary(outcomes: list[Outcome]) -> str:
         if o.proofs:
             proven = sum(p.proven for p in o.proofs)
             lines.append(f"  prove:          {proven}/{len(o.proofs)} patches proven")
+        if o.seconds:
+            spent = ", ".join(f"{phase} {_duration(s)}" for phase, s in o.seconds.items())
+            lines.append(f"  time:           {spent}")
     proofs = [p for o in outcomes for p in o.proofs]
     if proofs:
         lines += ["", format_table(proofs)]
@@ -83,6 +98,11 @@ def summary(outcomes: list[Outcome]) -> str:
     lines += ["", f"fp4stack: {totals['passed']} passed, {totals['failed']} failed, "
                   f"{totals['skipped']} skipped"]  # fmt: skip
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
 def _failures(outcomes: list[Outcome], limit: int = 30) -> list[str]:

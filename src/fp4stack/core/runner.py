@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fp4stack.core.errors import CommandError
 from fp4stack.core.log import log
 
 Argv = Sequence[str | os.PathLike[str]]
+
+# Commands running now, from any thread, and whether a stop was asked for (see stop_all).
+_running: set[subprocess.Popen[bytes] | subprocess.Popen[str]] = set()
+_running_lock = threading.Lock()
+_stopping = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ def run(
     :raises CommandError: on a non-zero exit when ``check``, carrying the output.
     """
     args = tuple(os.fspath(a) for a in argv)
+    if _stopping.is_set():
+        raise KeyboardInterrupt  # the user stopped the run: start nothing new
     log(" ".join(args), kind="cmd")
     full_env = {**os.environ, **env} if env else None
     try:
@@ -73,20 +83,16 @@ def _capture(
     binary: bool,
 ) -> Result:
     if binary:
-        done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, check=False)
-        stderr = done.stderr.decode(errors="replace")
-        return Result(args, done.returncode, stderr, done.stdout)
-    text = subprocess.run(
-        args,
-        cwd=cwd,
-        env=env,
-        text=True,
-        input=input_text,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        check=False,
-    )
-    return Result(args, text.returncode, text.stdout or "")
+        with _started(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as p:
+            data, err = p.communicate()
+        return Result(args, p.returncode, err.decode(errors="replace"), data)
+    stdin = subprocess.PIPE if input_text is not None else None
+    with _started(
+        args, cwd=cwd, env=env, text=True, stdin=stdin,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    ) as process:  # fmt: skip
+        out, _ = process.communicate(input_text)
+    return Result(args, process.returncode, out or "")
 
 
 def _tee(
@@ -96,7 +102,7 @@ def _tee(
     on_line: Callable[[str], None],
 ) -> Result:
     lines: list[str] = []
-    with subprocess.Popen(
+    with _started(
         args, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as process:
         assert process.stdout is not None
@@ -104,3 +110,28 @@ def _tee(
             lines.append(line)
             on_line(line.rstrip("\n"))
     return Result(args, process.returncode, "".join(lines))
+
+
+@contextmanager
+def _started(args: tuple[str, ...], **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """A child process, known to :func:`stop_all` while it runs."""
+    with subprocess.Popen(args, **popen) as process:
+        with _running_lock:
+            _running.add(process)
+        try:
+            yield process
+        except BaseException:
+            process.kill()  # as subprocess.run does: an interrupted wait leaves no child behind
+            raise
+        finally:
+            with _running_lock:
+                _running.discard(process)
+
+
+def stop_all() -> None:
+    """Stop the commands other threads are running, and any they would start next:
+    how a Ctrl-C (or SIGTERM) in the main thread reaches work running in threads."""
+    _stopping.set()
+    with _running_lock:
+        for process in _running:
+            process.terminate()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,17 +38,32 @@ class Outcome:
     suite_note: str = ""
     ours: PytestResult | None = None
     proofs: list[Proof] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # phase -> wall time
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.monotonic() - start
 
 
 def upstream_env(project: Project, line: Line) -> Path:
     """Apply, build the patched wheel (and those of `wheels_from`), install them in its venv."""
+    return envs.ensure(project.venv(line.id), upstream_recipe(project, line))
+
+
+def upstream_recipe(project: Project, line: Line) -> EnvRecipe:
+    """Apply and build the patched wheel (and those of `wheels_from`): what its venv holds.
+    Touches build/src/ and dist/ of those lines, so never run two of these at once."""
     apply(project, line)
     wheel = build_wheel(project, line)
     extra = []
     for other in [project.line(name) for name in line.env.wheels_from]:
         apply(project, other)
         extra.append(str(build_wheel(project, other)))
-    recipe = EnvRecipe(
+    return EnvRecipe(
         torch=line.env.torch,
         requires=line.env.requires,
         requires_no_deps=line.env.requires_no_deps,
@@ -53,7 +71,6 @@ def upstream_env(project: Project, line: Line) -> Path:
         extra_wheels=tuple(extra),
         remove=line.env.remove,
     )
-    return envs.ensure(project.venv(line.id), recipe)
 
 
 def tool_env(project: Project) -> Path:
@@ -68,34 +85,41 @@ def tool_env(project: Project) -> Path:
     return envs.ensure(project.venv(TOOL_TESTS_ENV), recipe)
 
 
-def run_upstream(project: Project, line: Line) -> Outcome:
-    """Upstream's own suite, our tests and the proofs, against the patched build."""
-    venv = upstream_env(project, line)
+def run_upstream(project: Project, line: Line, recipe: EnvRecipe | None = None) -> Outcome:
+    """Upstream's own suite, our tests and the proofs, against the patched build
+    (``recipe``: from :func:`upstream_recipe`, when that already ran)."""
     outcome = Outcome(line.id)
-    _run_suite(project, line, venv, outcome)
+    with outcome.timed("env"):
+        venv = envs.ensure(project.venv(line.id), recipe or upstream_recipe(project, line))
+    with outcome.timed("upstream suite"):
+        _run_suite(project, line, venv, outcome)
     ours = project.root / "tests" / line.tests_dir_name
     if ours.is_dir():
         log(f"{line.id}: our tests ({ours.relative_to(project.root)})")
-        outcome.ours = _pytest(
-            venv, [str(ours.relative_to(project.root))], project.root, env=line_env(line)
-        )
-    outcome.proofs = prove(project, line, venv)
+        with outcome.timed("our tests"):
+            outcome.ours = _pytest(
+                venv, [str(ours.relative_to(project.root))], project.root, env=line_env(line)
+            )
+    with outcome.timed("prove"):
+        outcome.proofs = prove(project, line, venv)
     return outcome
 
 
 def run_tools(project: Project) -> Outcome:
     """Our tests that need no upstream: the machinery and the checkpoint tools."""
-    venv = tool_env(project)
+    outcome = Outcome("fp4stack tools", has_upstream=False)
+    with outcome.timed("env"):
+        venv = tool_env(project)
     upstream_dirs = {line.tests_dir_name for line in project.lines.values()}
     paths = sorted(
         str(p.relative_to(project.root))
         for p in (project.root / "tests").iterdir()
         if p.is_dir() and p.name not in upstream_dirs and not p.name.startswith(("_", "."))
     )
-    outcome = Outcome("fp4stack tools", has_upstream=False)
     if paths:
         log(f"tools: our tests ({', '.join(paths)})")
-        outcome.ours = _pytest(venv, paths, project.root)
+        with outcome.timed("our tests"):
+            outcome.ours = _pytest(venv, paths, project.root)
     return outcome
 
 

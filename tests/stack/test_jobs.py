@@ -1,0 +1,108 @@
+"""`fp4stack test` runs lines side by side: output stays grouped, errors stop the rest."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from fp4stack.core import log as logging
+from fp4stack.core import runner
+from fp4stack.core.errors import EnvError
+from fp4stack.testing import jobs
+from fp4stack.testing.suites import Outcome
+
+# Prints three lines; before the last, waits (up to 30 s) for a file the other job writes,
+# so the two commands can only both finish if they run at the same time.
+TALKER = """
+import pathlib, sys, time
+mine, theirs = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+print("one", flush=True)
+mine.touch()
+deadline = time.monotonic() + 30
+while not theirs.exists():
+    if time.monotonic() > deadline:
+        sys.exit("the other job never ran alongside")
+    time.sleep(0.05)
+print("two", flush=True)
+print("three", flush=True)
+"""
+
+
+@pytest.fixture
+def sink(monkeypatch):
+    lines: list[str] = []
+    lock = threading.Lock()
+
+    def keep(message: str, kind: str) -> None:
+        with lock:
+            lines.append(message)
+
+    monkeypatch.setattr(runner, "_stopping", threading.Event())
+    logging.set_sink(keep)
+    yield lines
+    logging.set_sink(None)
+
+
+def _talking_job(name: str, mine: Path, theirs: Path):
+    def task() -> Outcome:
+        argv = [sys.executable, "-c", TALKER, str(mine), str(theirs)]
+        done = runner.run(argv, on_line=lambda line: logging.log(f"{name}:{line}", "output"))
+        outcome = Outcome(name)
+        outcome.suite_note = done.stdout
+        return outcome
+
+    return task
+
+
+def test_jobs_run_at_once_and_each_ones_output_is_one_block(tmp_path, sink):
+    a, b = tmp_path / "a", tmp_path / "b"
+    tasks = [("vllm@1", _talking_job("vllm@1", a, b)), ("ct@1", _talking_job("ct@1", b, a))]
+
+    outcomes = jobs._parallel(tasks, 2)
+
+    assert [o.name for o in outcomes] == ["vllm@1", "ct@1"], "in the order asked for"
+    for name in ("vllm@1", "ct@1"):
+        start = sink.index(f"{name}:one")
+        assert sink[start : start + 3] == [f"{name}:one", f"{name}:two", f"{name}:three"]
+        assert f"[{name}] its commands' output (3 lines):" == sink[start - 1]
+
+
+def test_a_job_that_errors_stops_the_others_commands(tmp_path, sink):
+    started = tmp_path / "started"
+    codes: list[int] = []
+
+    def slow() -> Outcome:
+        code = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(120)"
+        done = runner.run([sys.executable, "-c", code, str(started)], check=False)
+        codes.append(done.returncode)
+        runner.run([sys.executable, "-c", "pass"])  # never starts: the run is stopping
+        return Outcome("slow")
+
+    def broken() -> Outcome:
+        runner.run([sys.executable, "-c", WAIT_FOR_FILE, str(started)])
+        raise EnvError("cannot prepare the test environment build/venv/broken@1")
+
+    with pytest.raises(EnvError, match="broken@1"):
+        jobs._parallel([("slow", slow), ("broken", broken)], 2)
+    assert codes == [-15], "the slow job's command was terminated, not waited for"
+
+
+WAIT_FOR_FILE = """
+import pathlib, sys, time
+deadline = time.monotonic() + 30
+while not pathlib.Path(sys.argv[1]).exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+
+def test_lines_log_with_their_name_while_held_output_waits(sink):
+    with logging.grouped("vllm@1"):
+        logging.log("upstream suite")
+        logging.log("collected 3 items", "output")
+        assert sink == ["[vllm@1] upstream suite"]
+    assert sink[-1] == "collected 3 items"
+    logging.log("after")
+    assert sink[-1] == "after", "outside the block, lines are plain again"
