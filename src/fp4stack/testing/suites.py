@@ -101,7 +101,7 @@ def run_upstream(project: Project, line: Line, recipe: EnvRecipe | None = None) 
                 venv, [str(ours.relative_to(project.root))], project.root, env=line_env(line)
             )
     with outcome.timed("prove"):
-        outcome.proofs = prove(project, line, venv)
+        outcome.proofs = prove(project, line, venv, patched=outcome.ours)
     return outcome
 
 
