@@ -100,9 +100,11 @@ while not pathlib.Path(sys.argv[1]).exists() and time.monotonic() < deadline:
 
 def test_lines_log_with_their_name_while_held_output_waits(sink):
     with logging.grouped("vllm@1"):
-        logging.log("upstream suite")
+        logging.log("preparing test environment build/venv/vllm@1")
+        logging.log("vllm@1: upstream suite")
         logging.log("collected 3 items", "output")
-        assert sink == ["[vllm@1] upstream suite"]
+        assert sink == ["[vllm@1] preparing test environment build/venv/vllm@1",
+                        "vllm@1: upstream suite"]  # fmt: skip
     assert sink[-1] == "collected 3 items"
     logging.log("after")
     assert sink[-1] == "after", "outside the block, lines are plain again"

@@ -49,14 +49,17 @@ def log(message: str, kind: Kind = "step") -> None:
     if group is not None and kind == "output":
         group.held.append(message)
         return
+    if group is not None and not message.startswith(f"{group.name}:"):
+        message = f"[{group.name}] {message}"  # say whose it is, unless it says so itself
     with _lock:
-        _sink(f"[{group.name}] {message}" if group else message, kind)
+        _sink(message, kind)
 
 
 @contextmanager
 def grouped(name: str) -> Iterator[None]:
-    """Within this block, in this thread: messages are logged live as ``[name] message``;
-    command output is held back and logged as one block when the block ends."""
+    """Within this block, in this thread: messages are logged live as ``[name] message``
+    (unless they start with ``name:``); command output is held back and logged as one block
+    when the block ends."""
     group = _Group(name)
     _local.group = group
     try:

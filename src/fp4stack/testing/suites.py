@@ -93,6 +93,8 @@ def run_upstream(project: Project, line: Line, recipe: EnvRecipe | None = None) 
         venv = envs.ensure(project.venv(line.id), recipe or upstream_recipe(project, line))
     with outcome.timed("upstream suite"):
         _run_suite(project, line, venv, outcome)
+    if outcome.suite is None:
+        del outcome.seconds["upstream suite"]  # skipped, and said so
     ours = project.root / "tests" / line.tests_dir_name
     if ours.is_dir():
         log(f"{line.id}: our tests ({ours.relative_to(project.root)})")
