@@ -263,6 +263,12 @@ def _big_src(root: Path) -> Path:
 
 
 CLI = "import sys; from fp4stack.cli import main; sys.exit(main(sys.argv[1:]))"
+# The child handles Ctrl-C as it would started from a terminal. A job a non-interactive
+# shell starts in the background (`make test &`, some CI runners) inherits SIGINT ignored,
+# and Python then keeps ignoring it: the signal would never reach the cast at all.
+CLI_AS_IN_A_TERMINAL = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); " + CLI
+)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -271,7 +277,7 @@ def test_interrupt_leaves_nothing(tmp_path, sig):
     argv = [
         sys.executable,
         "-c",
-        CLI,
+        CLI_AS_IN_A_TERMINAL,
         "cast",
         "mxfp4-to-nvfp4",
         str(src),
