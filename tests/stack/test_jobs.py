@@ -108,3 +108,15 @@ def test_lines_log_with_their_name_while_held_output_waits(sink):
     assert sink[-1] == "collected 3 items"
     logging.log("after")
     assert sink[-1] == "after", "outside the block, lines are plain again"
+
+
+def test_the_longest_jobs_start_first(sink):
+    started: list[str] = []
+
+    def job(name: str):
+        return lambda: started.append(name) or Outcome(name)
+
+    names = ["compressed-tensors@1", "vllm@1", "modelopt@1", "vllm@2", "tools"]
+    outcomes = jobs._parallel([(n, job(n)) for n in names], 2)
+    assert [o.name for o in outcomes] == names
+    assert set(started[:2]) == {"vllm@1", "vllm@2"} and started.index("tools") == 2
