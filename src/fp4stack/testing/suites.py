@@ -91,10 +91,7 @@ def run_upstream(project: Project, line: Line, recipe: EnvRecipe | None = None) 
     outcome = Outcome(line.id)
     with outcome.timed("env"):
         venv = envs.ensure(project.venv(line.id), recipe or upstream_recipe(project, line))
-    with outcome.timed("upstream suite"):
-        _run_suite(project, line, venv, outcome)
-    if outcome.suite is None:
-        del outcome.seconds["upstream suite"]  # skipped, and said so
+    _run_suite(project, line, venv, outcome)
     ours = project.root / "tests" / line.tests_dir_name
     if ours.is_dir():
         log(f"{line.id}: our tests ({ours.relative_to(project.root)})")
@@ -146,7 +143,6 @@ def _run_suite(project: Project, line: Line, venv: Path, outcome: Outcome) -> No
     if tree is None:
         log(f"{line.id}: upstream suite skipped: {outcome.suite_note}", kind="warn")
         return
-    workdir = _copy_suite(project, line, tree, selected)
     deselect = deselections(project, line)
     log(f"{line.id}: upstream suite ({len(deselect)} deselections in ci/deselect/)")
     args = [
@@ -154,7 +150,9 @@ def _run_suite(project: Project, line: Line, venv: Path, outcome: Outcome) -> No
         *selected,
         *(a for d in deselect for a in ("--deselect", d)),
     ]
-    outcome.suite = _pytest(venv, args, workdir, env=line_env(line))
+    with outcome.timed("upstream suite"):
+        workdir = _copy_suite(project, line, tree, selected)
+        outcome.suite = _pytest(venv, args, workdir, env=line_env(line))
 
 
 def _suite_tree(project: Project, line: Line, outcome: Outcome) -> Path | None:
