@@ -58,7 +58,7 @@ def prove(
     touched = git.changed_files(repo, sources.UPSTREAM_BRANCH, "HEAD")
     site = envs.site_packages(venv)
     results: dict[str, PytestResult] = {}
-    if patched is not None and all(test_outcome(t, patched, missing="") for t in test_ids):
+    if patched is not None and all(_outcomes_of(t, patched) for t in test_ids):
         results["patched"] = patched
         log(f"{line.id}: patched results of the {len(test_ids)} regression tests: from the run "
             "of our tests against the installed build")  # fmt: skip
@@ -93,12 +93,11 @@ def _verdict(line: Line, patch: PatchInfo, results: dict[str, PytestResult]) -> 
                  details)  # fmt: skip
 
 
-def test_outcome(test: str, result: PytestResult, missing: str = "fail") -> str:
-    """``pass``, ``fail`` or ``skip`` for ``test`` (and its parametrizations) in ``result``;
-    ``missing`` if it has no outcome there (by default ``fail``: it errors on import)."""
-    matched = [o for nodeid, o in result.outcomes.items() if _matches(nodeid, test)]
+def test_outcome(test: str, result: PytestResult) -> str:
+    """``pass``, ``fail`` or ``skip`` for ``test`` (and its parametrizations) in ``result``."""
+    matched = _outcomes_of(test, result)
     if not matched:
-        return missing
+        return "fail"  # not even collected: it errors on import
     if all(o == "PASSED" for o in matched):
         return "pass"
     if any(o in ("FAILED", "ERROR") for o in matched):
@@ -113,6 +112,10 @@ def combine(outcomes: list[str]) -> str:
     if all(o == "fail" for o in outcomes):
         return "fail"
     return "mixed"
+
+
+def _outcomes_of(test: str, result: PytestResult) -> list[str]:
+    return [o for nodeid, o in result.outcomes.items() if _matches(nodeid, test)]
 
 
 def _matches(nodeid: str, test: str) -> bool:
