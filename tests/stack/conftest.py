@@ -125,6 +125,7 @@ by multiplying again, which this patch makes unnecessary.
 Upstream-Status: Pending [toy upstream has no tracker]
 Bug: https://example.invalid/toy/issues/1
 Test: tests/toy/test_scale.py::test_triples
+Affects: none [the toy reads no checkpoint]
 """
 
 

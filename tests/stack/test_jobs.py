@@ -11,6 +11,7 @@ import pytest
 from fp4stack.core import log as logging
 from fp4stack.core import runner
 from fp4stack.core.errors import EnvError
+from fp4stack.stack.pins import load_project
 from fp4stack.testing import jobs
 from fp4stack.testing.suites import Outcome
 
@@ -59,7 +60,8 @@ def _talking_job(name: str, mine: Path, theirs: Path):
 
 def test_jobs_run_at_once_and_each_ones_output_is_one_block(tmp_path, sink):
     a, b = tmp_path / "a", tmp_path / "b"
-    tasks = [("vllm@1", _talking_job("vllm@1", a, b)), ("ct@1", _talking_job("ct@1", b, a))]
+    tasks = [jobs.Task("vllm@1", 1, _talking_job("vllm@1", a, b)),
+             jobs.Task("ct@1", 1, _talking_job("ct@1", b, a))]  # fmt: skip
 
     outcomes = jobs._parallel(tasks, 2)
 
@@ -86,7 +88,7 @@ def test_a_job_that_errors_stops_the_others_commands(tmp_path, sink):
         raise EnvError("cannot prepare the test environment build/venv/broken@1")
 
     with pytest.raises(EnvError, match="broken@1"):
-        jobs._parallel([("slow", slow), ("broken", broken)], 2)
+        jobs._parallel([jobs.Task("slow", 1, slow), jobs.Task("broken", 1, broken)], 2)
     assert codes == [-15], "the slow job's command was terminated, not waited for"
 
 
@@ -116,7 +118,18 @@ def test_the_longest_jobs_start_first(sink):
     def job(name: str):
         return lambda: started.append(name) or Outcome(name)
 
-    names = ["compressed-tensors@1", "vllm@1", "modelopt@1", "vllm@2", "tools"]
-    outcomes = jobs._parallel([(n, job(n)) for n in names], 2)
-    assert [o.name for o in outcomes] == names
+    minutes = {"compressed-tensors@1": 4, "vllm@1": 9, "modelopt@1": 3, "vllm@2": 11, "tools": 6}
+    outcomes = jobs._parallel([jobs.Task(n, m, job(n)) for n, m in minutes.items()], 2)
+    assert [o.name for o in outcomes] == list(minutes), "outcomes in the order asked for"
     assert set(started[:2]) == {"vllm@1", "vllm@2"} and started.index("tools") == 2
+    assert started[3:] == ["compressed-tensors@1", "modelopt@1"]
+
+
+def test_the_start_order_comes_from_the_pins(toy):
+    """A line's `test_minutes` in upstream/pins.toml, not its name, puts it first."""
+    pins = toy.root / "upstream" / "pins.toml"
+    pins.write_text(pins.read_text().replace("[toy]\n", "[toy]\ntest_minutes = 99\n", 1))
+    project = load_project(toy.root)
+    tasks = [jobs.Task("tools", jobs.TOOLS_MINUTES, Outcome)]
+    tasks += [jobs.Task(ln.id, ln.test_minutes, Outcome) for ln in project.lines.values()]
+    assert tasks[jobs.start_order(tasks)[0]].name.startswith("toy@")

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from fp4stack.stack import pr
+from fp4stack.stack.affects import lint_affects
 from fp4stack.stack.pins import Line, Project
 from fp4stack.stack.series import SERIES, PatchInfo, parse_patch, read_series
 
@@ -55,6 +56,7 @@ def lint_patch(info: PatchInfo, root: Path) -> list[str]:
     if not tests:
         problems.append("no `Test:` naming the regression test that proves it")
     problems += [p for t in tests if (p := _test_problem(t, root))]
+    problems += lint_affects(info)
     if not info.files:
         problems.append("changes no file")
     return problems

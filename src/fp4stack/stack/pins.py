@@ -18,6 +18,7 @@ from typing import Any, Literal
 from packaging.version import InvalidVersion, Version
 
 from fp4stack.core.errors import UsageError
+from fp4stack.core.formats import ClaimError, parse_claim
 
 PINS = Path("upstream") / "pins.toml"
 LINE_SEPARATOR = "@"
@@ -74,6 +75,14 @@ class Line:
     sdist: Artifact | None
     env: EnvSpec
     tests: TestSpec
+    # as a consumer: the checkpoint formats it reads (claims, see core.formats), and those
+    # of them this release cannot read at all (claim -> why)
+    reads: tuple[str, ...] = ()
+    unsupported: tuple[tuple[str, str], ...] = ()
+    # how long its test job takes on a 2-core machine: the longest jobs start first
+    test_minutes: float = 1.0
+    # the upstream wants commits signed off (`git am --signoff`, `git commit -s`)
+    signed_off: bool = False
 
     @property
     def id(self) -> str:
@@ -170,10 +179,15 @@ class Project:
 
 
 def find_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` holding ``upstream/pins.toml``."""
+    """The nearest directory at or above ``start`` (``$FP4STACK_ROOT``, else the cwd) holding
+    ``upstream/pins.toml``; without ``$FP4STACK_ROOT``, else the checkout fp4stack was
+    installed from in editable mode."""
     env_root = os.environ.get("FP4STACK_ROOT")
     here = Path(env_root) if env_root else (start or Path.cwd())
-    for candidate in [here, *here.resolve().parents]:
+    candidates = [here, *here.resolve().parents]
+    if not env_root:  # last, the checkout fp4stack runs from (editable, as `make` installs it)
+        candidates.append(Path(__file__).resolve().parents[3])
+    for candidate in candidates:
         if (candidate / PINS).is_file():
             return candidate.resolve()
     raise UsageError(
@@ -264,6 +278,28 @@ def _line(name: str, version: str, table: dict[str, Any], path: Path) -> Line:
                 bool(tests.get("from_submodule")),
                 tuple(tests.get("args", ())),
             ),
+            reads=_claims(where, "reads", table.get("reads", [])),
+            unsupported=_unsupported(where, table.get("unsupported", {})),
+            test_minutes=float(table.get("test_minutes", 1.0)),
+            signed_off=bool(table.get("signed_off", False)),
         )
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"{where}: missing or malformed key: {error}") from None
+
+
+def _claims(where: str, key: str, values: object) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise UsageError(f"{where}: {key} must be a list of formats", hint=_PINS_HINT)
+    for value in values:
+        try:
+            parse_claim(value)
+        except ClaimError as error:
+            raise UsageError(f"{where}: {key}: {value!r}: {error}", hint=_PINS_HINT) from None
+    return tuple(values)
+
+
+def _unsupported(where: str, table: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise UsageError(f"{where}: unsupported must map a claim to why", hint=_PINS_HINT)
+    _claims(where, "unsupported", list(table))
+    return tuple(table.items())

@@ -13,17 +13,14 @@ from fp4stack.stack.pins import Project
 from fp4stack.stack.pr import PullRequest, reference
 
 TEMPLATES = ("upstream", "pr-templates")
-# fp4stack's own words and paths, which mean nothing upstream
-_INTERNAL = re.compile(
-    r"fp4stack|\bmake (pr|prove|test|apply|lint)\b|patches/|build/|"
-    r"\btests/(compressed_tensors|modelopt|vllm|transformers|stack)/"
-)
+# fp4stack's own words and paths, which mean nothing upstream (and our tests/<dir>/)
+_INTERNAL = r"fp4stack|\bmake (pr|prove|test|apply|lint)\b|patches/|build/"
 
 
 def texts(project: Project, pr: PullRequest, suite: str | None) -> dict[str, str]:
     """``PR.md`` and ``SEND.md`` for ``pr``; ``suite`` is the last upstream suite run's counts."""
     body = pr_text(project, pr, suite)
-    if found := internal(body):
+    if found := internal(body, project):
         raise PatchError(f"{pr.line.patch_dir}/{pr.links[-1].patch.path.name}: its PR text "
                          f"would mention fp4stack internals ({', '.join(found)}); reword the "
                          "patch description")  # fmt: skip
@@ -36,9 +33,12 @@ def texts(project: Project, pr: PullRequest, suite: str | None) -> dict[str, str
     return {"PR.md": body, "SEND.md": send}
 
 
-def internal(text: str) -> list[str]:
-    """The fp4stack-internal words and paths found in ``text``."""
-    return sorted({m.group(0) for m in _INTERNAL.finditer(text)})
+def internal(text: str, project: Project) -> list[str]:
+    """The fp4stack-internal words and paths found in ``text``: our words, and the folders
+    of our own tests (``tests/<dir>/`` of the checkout; upstream's tests/ are theirs)."""
+    ours = sorted(p.name for p in (project.root / "tests").iterdir() if p.is_dir())
+    mine = rf"|\btests/({'|'.join(map(re.escape, ours))})/" if ours else ""
+    return sorted({m.group(0) for m in re.finditer(_INTERNAL + mine, text)})
 
 
 def pr_text(project: Project, pr: PullRequest, suite: str | None) -> str:
@@ -98,7 +98,7 @@ def send_text(pr: PullRequest) -> str:
     owner_repo = repo.removeprefix("https://github.com/")
     title = pr.links[-1].upstream_patch.subject.replace('"', '\\"')
     branch = pr.branch or f"pr/{slug}"
-    signoff = " --signoff" if line.upstream == "modelopt" else ""
+    signoff = " --signoff" if line.signed_off else ""
     get = (f"cd {line.submodule}   # the branch {branch} is already there\n"
            if pr.branch else
            f"git clone {repo}.git && cd {repo.rsplit('/', 1)[-1]}\n"
@@ -116,7 +116,7 @@ def send_text(pr: PullRequest) -> str:
         f'gh pr create --repo {owner_repo} --head <your fork owner>:{branch} \\\n'
         f'  --title "{title}" --body-file <path to this folder>/PR.md\n'
         "```\n"
-        + ("\nModelOpt requires signed-off, signed commits: `git rebase --exec "
+        + (f"\n{line.upstream} requires signed-off, signed commits: `git rebase --exec "
            "'git commit --amend --no-edit --reset-author -s -S' " + line.tag + "`.\n"
-           if line.upstream == "modelopt" else "")
+           if line.signed_off else "")
     )  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from functools import partial
 
 from fp4stack.core import runner
@@ -21,9 +22,9 @@ from fp4stack.testing import suites
 from fp4stack.testing.suites import Outcome
 
 # The longest jobs start first, so that the run does not end with one long job alone on a
-# core: vLLM's lines (about 6-7 min each on a 2-core machine; vLLM is imported by every
-# pytest session), then our tool tests (about 4.5 min). The rest keep their order.
-FIRST = ("vllm@", "tools")
+# core: each line's `test_minutes` (upstream/pins.toml), and our tool tests' (measured the
+# same way, docs/benchmarks.md). Equal times keep their order.
+TOOLS_MINUTES = 6.5
 
 
 def default_jobs() -> int:
@@ -35,24 +36,43 @@ def run_all(project: Project, lines: list[Line], *, tools: bool, jobs: int) -> l
     """Every line's :func:`suites.run_upstream`, then (if ``tools``) :func:`suites.run_tools`;
     outcomes in that order, whatever order they finished in."""
     recipes = {line.id: suites.upstream_recipe(project, line) for line in lines}
-    tasks: list[tuple[str, Callable[[], Outcome]]] = [
-        (line.id, partial(suites.run_upstream, project, line, recipes[line.id])) for line in lines
+    tasks: list[Task] = [
+        Task(
+            line.id,
+            line.test_minutes,
+            partial(suites.run_upstream, project, line, recipes[line.id]),
+        )
+        for line in lines
     ]
     if tools:
-        tasks.append(("tools", partial(suites.run_tools, project)))
+        tasks.append(Task("tools", TOOLS_MINUTES, partial(suites.run_tools, project)))
     if jobs <= 1 or len(tasks) <= 1:
-        return [task() for _, task in tasks]
+        return [task.run() for task in tasks]
     log(f"running {len(tasks)} jobs, {jobs} at a time")
     return _parallel(tasks, jobs)
 
 
-def _parallel(tasks: list[tuple[str, Callable[[], Outcome]]], jobs: int) -> list[Outcome]:
-    order = sorted(range(len(tasks)), key=lambda i: _rank(tasks[i][0]))
+@dataclass(frozen=True)
+class Task:
+    """One job: a line's tests, or our tool tests, with how long it is expected to take."""
+
+    name: str
+    minutes: float
+    run: Callable[[], Outcome]
+
+
+def start_order(tasks: list[Task]) -> list[int]:
+    """Indexes of ``tasks``, longest first; equal times keep their order."""
+    return sorted(range(len(tasks)), key=lambda i: -tasks[i].minutes)
+
+
+def _parallel(tasks: list[Task], jobs: int) -> list[Outcome]:
+    order = start_order(tasks)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="fp4stack-job")
     futures: dict[int, Future[Outcome]] = {}
     try:
         for i in order:
-            futures[i] = pool.submit(_job, *tasks[i])
+            futures[i] = pool.submit(_job, tasks[i].name, tasks[i].run)
         done, _ = wait(futures.values(), return_when=FIRST_EXCEPTION)
         for future in done:
             future.result()  # a job's error (a venv that cannot be built) ends the run
@@ -62,10 +82,6 @@ def _parallel(tasks: list[tuple[str, Callable[[], Outcome]]], jobs: int) -> list
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _rank(name: str) -> int:
-    return next((i for i, prefix in enumerate(FIRST) if name.startswith(prefix)), len(FIRST))
 
 
 def _job(name: str, task: Callable[[], Outcome]) -> Outcome:
