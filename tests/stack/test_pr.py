@@ -32,7 +32,7 @@ TEST_TRIPLE = "from toy import scale\n\n\ndef test_scale_triples():\n    assert 
 TEST_QUAD = "from toy import scale\n\n\ndef test_scale_quadruples():\n    assert scale(2) == 8\n"
 
 
-def _prove(work: pr.Work) -> pr.Proof:
+def _prove(work: pr.Work) -> pr.PortedTestProof:
     """Run the ported tests on the PR tree's ``src/`` at the red and the green ref."""
     outcome = {}
     for state, ref in (("red", work.red_ref), ("green", work.green_ref)):
@@ -49,7 +49,8 @@ def _prove(work: pr.Work) -> pr.Proof:
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         outcome[state] = "passed" if done.returncode == 0 else "failed"
-    return pr.Proof(outcome["red"], outcome["green"], outcome["red"], outcome["green"], "clean")
+    red, green = outcome["red"], outcome["green"]
+    return pr.PortedTestProof(red, green, red, green, "clean")
 
 
 def _describe(project):

@@ -166,7 +166,7 @@ def run_pr(args: argparse.Namespace) -> int:
             count += 1
             apply(project, base)
 
-            def prover(work: pr.Work, base: Line = base) -> pr.Proof:
+            def prover(work: pr.Work, base: Line = base) -> pr.PortedTestProof:
                 return prove_pr(project, work, suites.upstream_env(project, base))
 
             def describe(cut: pr.PullRequest) -> dict[str, str]:

@@ -9,7 +9,7 @@ from fp4stack.cli.common import add_upstream_args, selected
 from fp4stack.core.errors import UsageError
 
 if TYPE_CHECKING:
-    from fp4stack.testing.prove import Proof
+    from fp4stack.testing.prove import PatchProof
     from fp4stack.testing.pytest_run import PytestResult
     from fp4stack.testing.suites import Outcome
 
@@ -142,7 +142,7 @@ def _green(outcomes: list[Outcome]) -> bool:
     return ran > 0 and all(r.ok for r in results) and all(p.proven for p in proofs)
 
 
-def format_table(proofs: list[Proof]) -> str:
+def format_table(proofs: list[PatchProof]) -> str:
     """The prove table: one line per patch."""
     rows = [("line", "patch", "tests", "pristine", "patched", "verdict")]
     for p in proofs:

@@ -70,7 +70,7 @@ class Link:
 
 
 @dataclass(frozen=True)
-class Proof:
+class PortedTestProof:
     """The ported tests run without and with the fix, plus the upstream's lint on them."""
 
     red: str  # "failed" (the evidence wanted), else what happened
@@ -105,7 +105,7 @@ class Work:
     unchecked: str = ""
 
 
-Prover = Callable[[Work], Proof]
+Prover = Callable[[Work], PortedTestProof]
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class PullRequest:
     folder: Path
     links: tuple[Link, ...]
     branch: str | None
-    proof: Proof | None
+    proof: PortedTestProof | None
     notes: tuple[str, ...] = field(default=())
 
 

@@ -21,14 +21,14 @@ from fp4stack.core import git
 from fp4stack.core.log import log
 from fp4stack.core.runner import run
 from fp4stack.stack.pins import LINE_ENV, Project
-from fp4stack.stack.pr import Proof, Work
+from fp4stack.stack.pr import PortedTestProof, Work
 from fp4stack.testing import envs, overlay
 from fp4stack.testing.pytest_run import PytestResult, run_pytest
 
 RUFF_CONFIGS = ("ruff.toml", ".ruff.toml", "pyproject.toml")
 
 
-def prove_pr(project: Project, work: Work, venv: Path) -> Proof:
+def prove_pr(project: Project, work: Work, venv: Path) -> PortedTestProof:
     """Run the ported tests without and with the fix in ``venv``; lint the touched files."""
     site = envs.site_packages(venv)
     scratch = work.repo.parent / "prove"
@@ -51,7 +51,7 @@ def prove_pr(project: Project, work: Work, venv: Path) -> Proof:
             echo=False,
         )
     red, green = results["without the fix"], results["with the fix"]
-    return Proof(
+    return PortedTestProof(
         red="failed" if _all_failed(red) else f"not failing ({red.summary or red.returncode})",
         green="passed"
         if _all_passed(green)

@@ -21,7 +21,7 @@ STATES = {"pristine": sources.UPSTREAM_BRANCH, "patched": "HEAD"}
 
 
 @dataclass(frozen=True)
-class Proof:
+class PatchProof:
     """One patch's verdict."""
 
     upstream: str
@@ -43,8 +43,8 @@ class Proof:
 
 def prove(
     project: Project, line: Line, venv: Path, patched: PytestResult | None = None
-) -> list[Proof]:
-    """Run each patch's ``Test:`` ids on pristine and patched code; one Proof per patch.
+) -> list[PatchProof]:
+    """Run each patch's ``Test:`` ids on pristine and patched code; one PatchProof per patch.
 
     ``patched``: a run of this venv's installed (patched) build that already holds every
     ``Test:`` id, such as ``make test``'s run of tests/<upstream>/; the patched state is then
@@ -53,7 +53,7 @@ def prove(
     patches = [parse_patch(p) for p in series_paths(project.patches(line))]
     test_ids = sorted({t for p in patches for t in p.trailer("Test")})
     if not test_ids:
-        return [Proof(line.id, p.path.name, (), "-", "-") for p in patches]
+        return [PatchProof(line.id, p.path.name, (), "-", "-") for p in patches]
     repo = project.src(line)
     touched = git.changed_files(repo, sources.UPSTREAM_BRANCH, "HEAD")
     site = envs.site_packages(venv)
@@ -78,7 +78,7 @@ def prove(
     return [_verdict(line, p, results) for p in patches]
 
 
-def _verdict(line: Line, patch: PatchInfo, results: dict[str, PytestResult]) -> Proof:
+def _verdict(line: Line, patch: PatchInfo, results: dict[str, PytestResult]) -> PatchProof:
     tests = tuple(patch.trailer("Test"))
     per_test = {s: [test_outcome(t, r) for t in tests] for s, r in results.items()}
     details = tuple(zip(tests, per_test["pristine"], per_test["patched"], strict=True))
@@ -89,7 +89,7 @@ def _verdict(line: Line, patch: PatchInfo, results: dict[str, PytestResult]) -> 
         s: combine([outcomes[i] for i in evidence]) if evidence else "skip"
         for s, outcomes in per_test.items()
     }
-    return Proof(line.id, patch.path.name, tests, states["pristine"], states["patched"],
+    return PatchProof(line.id, patch.path.name, tests, states["pristine"], states["patched"],
                  details)  # fmt: skip
 
 

@@ -19,7 +19,7 @@ from fp4stack.stack.pins import LINE_ENV, PINS, Line, Project
 from fp4stack.stack.series import read_entries
 from fp4stack.testing import envs
 from fp4stack.testing.envs import EnvRecipe
-from fp4stack.testing.prove import Proof, prove
+from fp4stack.testing.prove import PatchProof, prove
 from fp4stack.testing.pytest_run import NO_TESTS_COLLECTED, PytestResult, run_pytest
 
 ROOT_CONFIG = ("pyproject.toml", "setup.cfg", "pytest.ini", "tox.ini", "conftest.py")
@@ -37,7 +37,7 @@ class Outcome:
     suite: PytestResult | None = None
     suite_note: str = ""
     ours: PytestResult | None = None
-    proofs: list[Proof] = field(default_factory=list)
+    proofs: list[PatchProof] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # phase -> wall time
 
     @contextmanager
