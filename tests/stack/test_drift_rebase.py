@@ -25,13 +25,21 @@ import pytest
 
 from fp4stack.core import git
 from fp4stack.core.errors import PatchError, SourceError, UsageError
+from fp4stack.operations import new_line
+from fp4stack.operations.release_drift import compare, drift
 from fp4stack.stack.apply import apply
-from fp4stack.stack.drift import DriftReport, render_markdown, verdict, write_json, write_markdown
+from fp4stack.stack.drift_report import (
+    DriftReport,
+    render_markdown,
+    verdict,
+    write_json,
+    write_markdown,
+)
 from fp4stack.stack.pins import load_project
 from fp4stack.stack.rebase import rebase
 from fp4stack.stack.refresh import refresh
 from fp4stack.stack.series import read_series
-from fp4stack.testing.drift import TestEnv, drift
+from fp4stack.testing.drift_behaviour import TestEnv
 
 from .conftest import (
     LINE,
@@ -302,6 +310,35 @@ def test_rebase_stops_on_a_conflict_and_resumes_with_am_continue_and_refresh(lin
     assert apply(project, new) is False
     patch = (project.patches(new) / "fix-dims.patch").read_text()
     assert "-    return list(t.shape)" in patch, "re-exported against 1.2"
+
+
+def test_compare_writes_the_report_files_it_returns(lines):
+    run = compare(lines, toy_line(lines), "1.2", run_tests=False, markdown=True)
+    assert run.target.id == "toy@1.2" and run.report.target == "toy@1.2"
+    assert run.json_file == lines.build / "drift" / "toy-1.0-to-1.2.json"
+    assert DriftReport.from_json(run.json_file.read_text()) == run.report
+    assert run.markdown_file == lines.root / "docs" / "drift" / "toy-1.0-to-1.2.md"
+    assert run.markdown_file.read_text() == render_markdown(run.report)
+    plain = compare(lines, toy_line(lines), "1.1", run_tests=False)
+    assert plain.markdown_file is None and plain.json_file.is_file()
+    assert not (lines.root / "docs" / "drift" / "toy-1.0-to-1.1.md").exists()
+
+
+def test_a_rebase_plan_writes_no_line_and_a_conflict_stops_its_creation(lines):
+    line = toy_line(lines)
+    planned = new_line.plan(lines, line, "1.2", run_tests=False)
+    assert (planned.line, planned.target.id) == (line, "toy@1.2")
+    assert {p.patch: p.verdict for p in planned.report.patches} == {
+        "fix-triple.patch": "already upstream", "fix-clamp.patch": "applies",
+        "fix-dims.patch": "conflicts"}  # fmt: skip
+    assert (lines.build / "drift" / "toy-1.0-to-1.2.json").is_file()
+    assert not (lines.root / "patches" / "toy" / "1.2").exists(), "a plan makes no line"
+    with pytest.raises(PatchError, match=r"fix-dims\.patch conflicts"):
+        new_line.create(lines, planned)
+    with pytest.raises(UsageError, match=r"toy@1\.2 exists already"):
+        new_line.plan(load_project(lines.root), line, "1.2", run_tests=False)
+    with pytest.raises(UsageError, match="older"):
+        new_line.plan(lines, line, "0.9", run_tests=False)
 
 
 def _cli(root, *args):

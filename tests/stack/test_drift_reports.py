@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fp4stack.stack.drift import DriftReport, render_markdown
+from fp4stack.stack.drift_report import DriftReport, render_markdown
 
 DRIFT_DOCS = Path(__file__).resolve().parents[2] / "docs" / "drift"
 REPORTS = sorted(DRIFT_DOCS.glob("*.md"))

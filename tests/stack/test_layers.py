@@ -15,7 +15,8 @@ ALLOWED = {
     "testing": {"core", "stack", "build"},
     "checkpoint": {"core"},
     "installed": {"core", "stack", "build"},
-    "cli": {"core", "stack", "build", "testing", "checkpoint", "installed"},
+    "operations": {"core", "stack", "build", "testing", "checkpoint", "installed"},
+    "cli": {"core", "stack", "build", "testing", "checkpoint", "installed", "operations"},
 }
 
 

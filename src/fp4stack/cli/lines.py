@@ -50,34 +50,30 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    from fp4stack.stack.drift import render_table, write_json, write_markdown
+    from fp4stack.operations.release_drift import compare
+    from fp4stack.stack.drift_report import render_table
     from fp4stack.stack.pins import load_project
-    from fp4stack.testing.drift import drift
 
     project = load_project()
-    report, _ = drift(project, project.line(args.line), args.version, run_tests=not args.no_tests)
-    print(render_table(report))
-    print(f"wrote {write_json(project, report).relative_to(project.root)}")
-    if args.report:
-        print(f"wrote {write_markdown(project, report).relative_to(project.root)}")
+    run = compare(project, project.line(args.line), args.version,
+                  run_tests=not args.no_tests, markdown=args.report)  # fmt: skip
+    print(render_table(run.report))
+    print(f"wrote {run.json_file.relative_to(project.root)}")
+    if run.markdown_file is not None:
+        print(f"wrote {run.markdown_file.relative_to(project.root)}")
     return 0
 
 
 def run_rebase(args: argparse.Namespace) -> int:
-    from fp4stack.stack.drift import render_table, write_json
+    from fp4stack.operations import new_line
+    from fp4stack.stack.drift_report import render_table
     from fp4stack.stack.pins import load_project
-    from fp4stack.stack.rebase import rebase, refuse_existing
-    from fp4stack.stack.resolve import check_target
-    from fp4stack.testing.drift import drift
 
     project = load_project()
-    line = project.line(args.line)
-    check_target(project, line, args.version)
-    refuse_existing(project, line, args.version)
-    report, target = drift(project, line, args.version, run_tests=not args.no_tests)
-    print(render_table(report))
-    write_json(project, report)
-    done = rebase(project, line, target, report)
+    planned = new_line.plan(project, project.line(args.line), args.version,
+                            run_tests=not args.no_tests)  # fmt: skip
+    print(render_table(planned.report))
+    done = new_line.create(project, planned)
     print(f"{done.line.id}: {len(done.kept)} patches applied, {len(done.dropped)} dropped "
           f"(see {done.line.patch_dir}/CHANGELOG.md)")  # fmt: skip
     return 0

@@ -25,7 +25,8 @@ from fp4stack.core.fs import write_atomic
 from fp4stack.core.log import log
 from fp4stack.stack import sources
 from fp4stack.stack.apply import State, write_state
-from fp4stack.stack.drift import DriftReport, PatchDrift, fetch_base
+from fp4stack.stack.drift_report import DriftReport, PatchDrift
+from fp4stack.stack.drift_text import fetch_base
 from fp4stack.stack.pins import PINS, Line, Project, load_project
 from fp4stack.stack.refresh import refresh
 from fp4stack.stack.series import SERIES, parse_patch, read_series, write_series

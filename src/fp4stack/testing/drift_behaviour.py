@@ -1,19 +1,16 @@
-"""``drift``: classify a line's patches against another release, by behaviour first.
+"""A line's patches' tests on another release's pristine code: the behaviour half of drift.
 
-The text half (``stack.drift``) says how each patch meets the release's pristine tree. The
-behaviour half runs every patch's ``Test:`` ids on that pristine release, in a venv holding
-its official wheel with ``FP4STACK_LINE=<upstream>@<version>``. The venv takes the target
-line's env pins when that line exists, else the from-line's (and the report says so).
+Every patch's ``Test:`` ids run on the pristine release, in a venv holding its official
+wheel (``pristine_env``) with ``FP4STACK_LINE=<upstream>@<version>``. The text half is
+``stack.drift_text``; ``operations.release_drift`` joins the two into the report.
 
 - Tests that pass there: the release already has the fix.
 - Tests that cannot be collected there (a module moved, an import fails, the test id is
   gone) are ``not runnable``: no evidence, never "still needed" by themselves.
 - Tests that fail or are not runnable run again on the release with every *other* patch
-  of the series applied (``stack.drift.tree_without``, put in front of the venv's package
-  as an overlay): a failure caused by another patch's defect, or a test that needs an
-  earlier patch, then passes or fails on this patch's own account.
-
-When no venv can be made the text decides, and the report says why.
+  of the series applied (``stack.drift_text.tree_without``, put in front of the venv's
+  package as an overlay): a failure caused by another patch's defect, or a test that needs
+  an earlier patch, then passes or fails on this patch's own account.
 """
 
 from __future__ import annotations
@@ -25,13 +22,10 @@ from pathlib import Path
 
 from fp4stack.core import git
 from fp4stack.core.download import fetch
-from fp4stack.core.errors import EnvError
 from fp4stack.core.log import log
-from fp4stack.stack import drift as text
-from fp4stack.stack import sources
-from fp4stack.stack.drift import NOT_RUNNABLE, DriftReport, PatchDrift
+from fp4stack.stack import drift_text, sources
+from fp4stack.stack.drift_report import NOT_RUNNABLE, PatchDrift
 from fp4stack.stack.pins import LINE_ENV, Line, Project
-from fp4stack.stack.resolve import check_target, resolve
 from fp4stack.stack.series import parse_patch, series_paths
 from fp4stack.testing import envs, overlay
 from fp4stack.testing.prove import combine, test_outcome
@@ -62,25 +56,6 @@ class Outcomes:
     reasons: dict[str, str]
 
 
-def target_line(project: Project, line: Line, version: str) -> tuple[Line, str]:
-    """``line``'s upstream at ``version``, and which pins its test env takes.
-
-    An existing line is taken as pinned (its artifacts, its env). Otherwise the release is
-    resolved from the index and its env pins are the from-line's, with a note saying so.
-    """
-    pinned = project.lines.get(f"{line.upstream}@{version}")
-    if pinned is not None:
-        return pinned, f"{pinned.id}'s own pins ({_env_summary(pinned)})"
-    target = resolve(project, line, version)
-    note = (f"no {target.id} line yet, so {line.id}'s env pins ({_env_summary(line)}); "
-            f"check them against what {line.distribution} {version} declares")  # fmt: skip
-    return target, note
-
-
-def _env_summary(line: Line) -> str:
-    return ", ".join([f"torch {line.env.torch}", *line.env.requires])
-
-
 def pristine_env(project: Project, target: Line) -> TestEnv:
     """A venv with ``target``'s official wheel: ``build/venv/<upstream>@<version>.pristine``."""
     wheel = fetch(target.distribution, target.wheel, project.cache)
@@ -94,44 +69,11 @@ def pristine_env(project: Project, target: Line) -> TestEnv:
     return TestEnv(envs.python(venv), site=envs.site_packages(venv))
 
 
-def drift(
-    project: Project,
-    line: Line,
-    version: str,
-    *,
-    run_tests: bool = True,
-    test_env: TestEnv | None = None,
-) -> tuple[DriftReport, Line]:
-    """Every patch of ``line`` against release ``version``; also the target's pins.
-
-    :param run_tests: False: the text alone decides (no venv is made).
-    :param test_env: where to run the tests instead of a venv of the official wheel.
-    """
-    check_target(project, line, version, newer=False)
-    target, env_note = target_line(project, line, version)
-    patches = text.text_drift(project, line, target)
-    note = "not run (--no-tests): the text decides"
-    if run_tests:
-        try:
-            env = test_env or pristine_env(project, target)
-        except EnvError as error:
-            note = f"no test env for {target.id} ({error}): the text decides"
-            log(note, "warn")
-        else:
-            patches, note = _behaviour(project, line, target, env, patches), ""
-    else:
-        env_note = ""
-    decided = []
-    for p in patches:
-        verdict, by = text.verdict(p.text, p.tested, p.tested_with_others)
-        decided.append(dataclasses.replace(p, verdict=verdict, decided_by=by))
-    report = DriftReport(line.id, target.id, line.distribution, decided, note, env_note)
-    return report, target
-
-
-def _behaviour(
+def behaviour(
     project: Project, line: Line, target: Line, env: TestEnv, patches: list[PatchDrift]
 ) -> list[PatchDrift]:
+    """``patches`` (the text's verdicts) with what their tests did on ``target``'s pristine
+    code, and, where they did not pass, with every other patch of ``line`` applied."""
     paths = series_paths(project.patches(line))
     tests = {p.name: tuple(parse_patch(p).trailer("Test")) for p in paths}
     ids = sorted({t for ts in tests.values() for t in ts})
@@ -158,8 +100,8 @@ def _with_others(
 ) -> tuple[str, str]:
     """``name``'s tests on the target with every other patch applied, and what that shows."""
     assert env.site is not None
-    repo = text.scratch_repo(project, target)
-    ref, held = text.tree_without(repo, paths, name)
+    repo = drift_text.scratch_repo(project, target)
+    ref, held = drift_text.tree_without(repo, paths, name)
     if not held:
         return "not run", "no other patch applies to the release"
     touched = git.changed_files(repo, sources.UPSTREAM_BRANCH, ref)
