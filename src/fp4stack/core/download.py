@@ -17,8 +17,8 @@ from fp4stack.core.fs import sha256_of
 from fp4stack.core.log import log
 
 
-class Artifact(Protocol):
-    """One exact file on the index: its name and the sha256 it must have."""
+class PinnedFile(Protocol):
+    """What a download needs: one exact file's name, and the sha256 it must have."""
 
     @property
     def filename(self) -> str: ...
@@ -27,7 +27,7 @@ class Artifact(Protocol):
     def sha256(self) -> str: ...
 
 
-def verified(path: Path, artifact: Artifact) -> Path:
+def verified(path: Path, artifact: PinnedFile) -> Path:
     """Return ``path`` if its sha256 is the pinned one; refuse it otherwise."""
     actual = sha256_of(path)
     if actual != artifact.sha256:
@@ -38,7 +38,7 @@ def verified(path: Path, artifact: Artifact) -> Path:
     return path
 
 
-def fetch(distribution: str, artifact: Artifact, cache: Path) -> Path:
+def fetch(distribution: str, artifact: PinnedFile, cache: Path) -> Path:
     """The verified cached copy of ``artifact``, downloading it first if needed."""
     target = cache / artifact.filename
     if not target.exists():
@@ -59,7 +59,7 @@ def fetch(distribution: str, artifact: Artifact, cache: Path) -> Path:
     return verified(target, artifact)
 
 
-def _check_download(path: Path, artifact: Artifact, url: str) -> None:
+def _check_download(path: Path, artifact: PinnedFile, url: str) -> None:
     actual = sha256_of(path)
     if actual != artifact.sha256:
         raise SourceError(

@@ -35,7 +35,7 @@ from unearth.collector import (
 from unearth.fetchers import PyPIClient
 from unearth.link import Link
 
-from fp4stack.core.download import Artifact
+from fp4stack.core.download import PinnedFile
 from fp4stack.core.errors import SourceError
 from fp4stack.core.pipconfig import PipSettings
 from fp4stack.core.redact import redact
@@ -73,7 +73,7 @@ def session(settings: PipSettings) -> contextlib.AbstractContextManager[Client]:
     return _quiet(Client(settings))
 
 
-def locate(client: Client, distribution: str, artifact: Artifact) -> str:
+def locate(client: Client, distribution: str, artifact: PinnedFile) -> str:
     """The URL of ``artifact`` in the first of pip's sources that lists it.
 
     :raises SourceError: naming every source tried and why it had no usable file.
@@ -275,7 +275,7 @@ def _sources(settings: PipSettings, distribution: str) -> list[tuple[str, str]]:
     ]
 
 
-def _pick(links: list[Link], artifact: Artifact) -> Link:
+def _pick(links: list[Link], artifact: PinnedFile) -> Link:
     named = [link for link in links if link.filename == artifact.filename]
     if not named:
         raise _Miss(f"does not list {artifact.filename}", "absent")
