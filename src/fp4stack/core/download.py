@@ -2,8 +2,9 @@
 
 ``pip download`` cannot be used for sdists: it builds their metadata, and vLLM's build needs
 CUDA torch and cmake. So ``finder`` looks the file up by its exact name in the sources pip is
-configured with and downloads it to ``<file>.part``; only once its sha256 is the pinned one
-is it renamed into the cache. The finder (unearth, httpx2) is imported on a cache miss only.
+configured with, and ``transport`` downloads it to ``<file>.part``; only once its sha256 is
+the pinned one is it renamed into the cache. Both (unearth, httpx2) are imported on a cache
+miss only.
 """
 
 from __future__ import annotations
@@ -42,16 +43,16 @@ def fetch(distribution: str, artifact: PinnedFile, cache: Path) -> Path:
     """The verified cached copy of ``artifact``, downloading it first if needed."""
     target = cache / artifact.filename
     if not target.exists():
-        from fp4stack.core import finder
+        from fp4stack.core import finder, transport
         from fp4stack.core.pipconfig import pip_settings
 
         cache.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        with finder.session(pip_settings()) as client:
-            url = finder.locate(client, distribution, artifact)
+        with transport.session(pip_settings()) as client:
+            url = finder.locate(client, distribution, artifact.filename, artifact.sha256)
             log(f"downloading {artifact.filename} from {url}")
             try:
-                finder.download(client, url, partial)
+                transport.download(client, url, partial)
                 _check_download(partial, artifact, url)
                 os.replace(partial, target)
             finally:

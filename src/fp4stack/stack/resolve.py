@@ -32,7 +32,8 @@ from fp4stack.core.log import log
 from fp4stack.stack.pins import Artifact, Line, Project
 
 if TYPE_CHECKING:
-    from fp4stack.core.finder import Client, Listed
+    from fp4stack.core.finder import Listed
+    from fp4stack.core.transport import Client
 
 
 def check_target(project: Project, line: Line, version: str, *, newer: bool = True) -> None:
