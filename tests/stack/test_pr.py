@@ -8,6 +8,7 @@ for real, with this interpreter, on the PR tree's package files without and with
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from fp4stack.core import git
-from fp4stack.core.errors import PatchError
+from fp4stack.core.errors import PatchError, UsageError
+from fp4stack.operations.upstream_prs import cut_prs
 from fp4stack.stack import pr, pr_text
 from fp4stack.stack.apply import apply
 from fp4stack.stack.lint import lint_series
@@ -200,6 +202,48 @@ def test_generated_metadata_needs_its_upstream_form_and_is_cut_with_it(toy_pr):
     text = (cut.folder / "PR.md").read_text()
     assert text.startswith("# Declare x as a requirement\n") and "module level" in text
     assert lint_series(toy_pr, line) == []
+
+
+def test_cut_prs_returns_each_cut_and_its_send_commands(toy_pr):
+    line = toy_line(toy_pr)
+    _patch(toy_pr, line, "src/toy/core.py", TRIPLE, test=("tests/test_triple.py", TEST_TRIPLE))
+    second = MESSAGE.replace("Triple instead of double", "Quadruple instead of triple")
+    _patch(toy_pr, line, "src/toy/core.py", QUAD, second)  # no ported test: cannot be cut
+    run = cut_prs(toy_pr, [], prove=False)
+    cut, failed = run.cuts
+    assert (cut.line, cut.patch) == (line, "triple-instead-of-double.patch")
+    assert cut.pr is not None and set(cut.pr.texts) == {"PR.md", "SEND.md"}
+    assert cut.pr.texts["SEND.md"] == (cut.pr.folder / "SEND.md").read_text()
+    assert cut.send_commands[0] == "git clone https://example.invalid/toy.git && cd toy"
+    assert cut.send_commands[-1].startswith('  --title "Triple instead of double"')
+    assert failed.pr is None and "no upstream-form test" in failed.error
+    assert failed.send_commands == [] and run.failed == [failed]
+
+
+def test_cut_prs_cuts_each_patch_once_on_the_newest_line_that_carries_it(toy_pr):
+    line = toy_line(toy_pr)
+    patch = _patch(toy_pr, line, "src/toy/core.py", TRIPLE,
+                   test=("tests/test_triple.py", TEST_TRIPLE))  # fmt: skip
+    project = add_line(toy_pr, "1.1")
+    assert cut_prs(project, ["toy"], prove=False).cuts == [], "the newest line carries none"
+    (cut,) = cut_prs(project, ["toy@1.0"], prove=False).cuts
+    assert (cut.line.id, cut.patch, cut.error) == ("toy@1.0", patch.path.name, "")
+    newer = project.lines["toy@1.1"]
+    shutil.copy(patch.path, project.patches(newer) / patch.path.name)
+    (project.patches(newer) / "series").write_text(f"{patch.path.name}\n")
+    shutil.copytree(pr.upstream_form_dir(project, line, patch),
+                    pr.upstream_form_dir(project, newer, patch))  # fmt: skip
+    run = cut_prs(project, ["toy@1.0", "toy@1.1"], prove=False)
+    assert [(c.line.id, c.patch) for c in run.cuts] == [("toy@1.1", patch.path.name)]
+
+
+def test_cut_prs_refuses_an_unknown_patch_before_cutting_anything(toy_pr):
+    line = toy_line(toy_pr)
+    _patch(toy_pr, line, "src/toy/core.py", TRIPLE, test=("tests/test_triple.py", TEST_TRIPLE))
+    names = ["triple-instead-of-double.patch", "nope.patch"]
+    with pytest.raises(UsageError, match=r"not in patches/toy/1\.0/series: nope\.patch"):
+        cut_prs(toy_pr, [], patches=names, prove=False)
+    assert not (toy_pr.build / "pr").exists()
 
 
 def _cli(root, *args):

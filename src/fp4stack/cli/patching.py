@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from fp4stack.cli.common import add_upstream_args, selected
 
 if TYPE_CHECKING:
-    from fp4stack.stack import pr
-    from fp4stack.stack.pins import Line, Project
+    from fp4stack.stack.pins import Project
+    from fp4stack.stack.pr import PullRequest
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -142,67 +142,35 @@ def add_pr_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def run_pr(args: argparse.Namespace) -> int:
-    from fp4stack.core.errors import PatchError
-    from fp4stack.stack import pr, pr_text
-    from fp4stack.stack.apply import apply
-    from fp4stack.stack.series import parse_patch
-    from fp4stack.testing import suites
-    from fp4stack.testing.pr_proof import prove_pr
+    from fp4stack.operations.upstream_prs import cut_prs
+    from fp4stack.stack.pins import load_project
 
-    project, chosen = selected(args)
-    # A patch still needed is carried by the newest line of its upstream: cut PRs from
-    # there unless a line is named outright.
-    named = {n for n in args.upstreams if n in project.lines}
-    chosen = [ln for ln in chosen if ln.id in named or ln == project.newest(ln.upstream)]
-    records = suites.read_records(project)
-    done: set[tuple[str, str]] = set()
-    count, failed = 0, 0
-    for line in chosen:
-        for patch in pr.candidates(project, line, args.patch):
-            base = pr.base_line(project, line, patch)
-            if (base.id, patch.path.name) in done:
-                continue
-            done.add((base.id, patch.path.name))
-            count += 1
-            apply(project, base)
-
-            def prover(work: pr.Work, base: Line = base) -> pr.PortedTestProof:
-                return prove_pr(project, work, suites.upstream_env(project, base))
-
-            def describe(cut: pr.PullRequest) -> dict[str, str]:
-                return pr_text.texts(project, cut, records.get(cut.line.id))
-
-            target = parse_patch(project.patches(base) / patch.path.name)
-            try:
-                cut = pr.cut(project, base, target, None if args.no_prove else prover, describe)
-            except PatchError as error:
-                print(f"{base.id}: NOT CUT: {error}")
-                failed += 1
-                continue
-            _report_cut(project, cut)
-    if not count:
+    project = load_project()
+    run = cut_prs(project, args.upstreams, patches=args.patch, prove=not args.no_prove)
+    for cut in run.cuts:
+        if cut.pr is None:
+            print(f"{cut.line.id}: NOT CUT: {cut.error}")
+        else:
+            _report_cut(project, cut.pr, cut.send_commands)
+    if not run.cuts:
         print("no patches to send upstream (none is Pending or Submitted)")
     else:
-        print(f"{count - failed}/{count} PR(s) cut")
-    return 1 if failed else 0
+        print(f"{len(run.cuts) - len(run.failed)}/{len(run.cuts)} PR(s) cut")
+    return 1 if run.failed else 0
 
 
-def _report_cut(project: Project, cut: pr.PullRequest) -> None:
-    folder = cut.folder.relative_to(project.root)
+def _report_cut(project: Project, made: PullRequest, send: list[str]) -> None:
+    folder = made.folder.relative_to(project.root)
     stacked = (
-        f" (series of {len(cut.links)}, after its prerequisites)" if len(cut.links) > 1 else ""
+        f" (series of {len(made.links)}, after its prerequisites)" if len(made.links) > 1 else ""
     )
-    print(f"{cut.line.id}: {cut.slug}{stacked}")
-    print(f"  {folder}/{cut.slug}.mbox  {folder}/PR.md  {folder}/SEND.md")
-    if cut.branch:
-        print(f"  branch {cut.branch} in {cut.line.submodule}")
-    if cut.proof:
-        print(f"  ported test: without the fix {cut.proof.red_counts}; with it "
-              f"{cut.proof.green_counts}; ruff {cut.proof.lint}")  # fmt: skip
-    for note in cut.notes:
+    print(f"{made.line.id}: {made.slug}{stacked}")
+    print(f"  {folder}/{made.slug}.mbox  {folder}/PR.md  {folder}/SEND.md")
+    if made.branch:
+        print(f"  branch {made.branch} in {made.line.submodule}")
+    if made.proof:
+        print(f"  ported test: without the fix {made.proof.red_counts}; with it "
+              f"{made.proof.green_counts}; ruff {made.proof.lint}")  # fmt: skip
+    for note in made.notes:
         print(f"  note: {note}")
-    send = (cut.folder / "SEND.md").read_text()
-    print(
-        "  send: "
-        + send.split("```sh\n", 1)[-1].split("```", 1)[0].strip().replace("\n", "\n        ")
-    )
+    print("  send: " + "\n        ".join(send))

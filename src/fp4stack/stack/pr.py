@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fp4stack.core import git
@@ -119,6 +119,8 @@ class PullRequest:
     branch: str | None
     proof: PortedTestProof | None
     notes: tuple[str, ...] = field(default=())
+    # the texts written beside the mbox (name -> text: PR.md, SEND.md), as ``describe`` gave
+    texts: dict[str, str] = field(default_factory=dict)
 
 
 def candidates(project: Project, line: Line, names: list[str]) -> list[PatchInfo]:
@@ -263,7 +265,7 @@ def cut(
         _write_folder(folder, {f"{slug}.mbox": mbox, **texts}, scratch / "folder")
         if checkout and branch:
             git.git(checkout, "fetch", "-q", str(work.repo), f"+{work.head}:refs/heads/{branch}")
-        return result
+        return replace(result, texts=texts)
     except PatchError:
         # nothing of an earlier cut of this patch may outlive a failed one
         shutil.rmtree(project.build / "pr" / line.id / slug, ignore_errors=True)
