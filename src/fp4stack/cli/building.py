@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from fp4stack.cli.common import add_upstream_args, selected
+from fp4stack.cli.line_args import add_upstream_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,11 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_wheel(args: argparse.Namespace) -> int:
-    from fp4stack.build.wheel import build_wheel
-    from fp4stack.stack.apply import apply
+    from fp4stack.operations.patched_wheels import build_wheels
+    from fp4stack.stack.pins import load_project
 
-    project, chosen = selected(args)
-    for line in chosen:
-        apply(project, line)
-        print(build_wheel(project, line).relative_to(project.root))
+    project = load_project()
+    for wheel in build_wheels(project, args.upstreams):
+        print(wheel.relative_to(project.root))
     return 0

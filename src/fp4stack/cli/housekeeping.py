@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
-
-from fp4stack.stack.pins import load_project
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,14 +19,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_clean(args: argparse.Namespace) -> int:
+    from fp4stack.operations.clean import clean
+    from fp4stack.stack.pins import load_project
+
     project = load_project()
-    targets = [project.dist] + [project.build / d for d in ("src", "overlay", "upstream-tests")]
-    if args.envs:
-        targets += [p for p in (project.build / "venv").glob("*") if p.name != "tool"]
-    if args.cache:
-        targets.append(project.cache)
-    for target in targets:
-        if target.exists():
-            shutil.rmtree(target)
-            print(f"removed {target.relative_to(project.root)}")
+    for removed in clean(project, envs=args.envs, cache=args.cache):
+        print(f"removed {removed.relative_to(project.root)}")
     return 0

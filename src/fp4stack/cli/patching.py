@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from fp4stack.cli.common import add_upstream_args, selected
+from fp4stack.cli.line_args import add_upstream_args
 
 if TYPE_CHECKING:
     from fp4stack.stack.pins import Project
@@ -45,30 +45,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    from fp4stack.stack.apply import apply
+    from fp4stack.operations.applied_trees import apply_lines
+    from fp4stack.stack.pins import load_project
 
-    project, chosen = selected(args)
-    for line in chosen:
-        apply(project, line, force=args.force)
+    apply_lines(load_project(), args.upstreams, force=args.force)
     return 0
 
 
 def run_refresh(args: argparse.Namespace) -> int:
-    from fp4stack.stack.refresh import refresh, stale
+    from fp4stack.operations.applied_trees import refresh_lines
+    from fp4stack.stack.pins import load_project
 
-    project, chosen = selected(args)
-    stale_any = False
-    for line in chosen:
-        if args.check:
-            changed = stale(project, line)
-            verb = "would change"
-        else:
-            changed = refresh(project, line)
-            verb = "changed"
-        for name in changed:
-            print(f"{line.patch_dir}/{name}: {verb}")
-        stale_any = stale_any or bool(changed)
-    if args.check and stale_any:
+    exports = refresh_lines(load_project(), args.upstreams, check=args.check)
+    verb = "would change" if args.check else "changed"
+    for export in exports:
+        for name in export.changed:
+            print(f"{export.line.patch_dir}/{name}: {verb}")
+    if args.check and any(e.changed for e in exports):
         print("patches need update: run `make refresh`")
         return 1
     return 0
@@ -91,25 +84,16 @@ def add_lint_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    from fp4stack.stack.apply import apply
-    from fp4stack.stack.lint import lint_series
-    from fp4stack.stack.refresh import stale
+    from fp4stack.operations.patch_lint import lint_lines
+    from fp4stack.stack.pins import load_project
 
-    project, chosen = selected(args)
-    problems: list[str] = []
-    for line in chosen:
-        found = lint_series(project, line)
-        if not found and not args.no_export_check:
-            apply(project, line)
-            found = [f"{line.patch_dir}/{n}: a re-export would change it; run "
-                     "`make refresh`" for n in stale(project, line)]  # fmt: skip
-        problems += found
-    for problem in problems:
+    run = lint_lines(load_project(), args.upstreams, export_check=not args.no_export_check)
+    for problem in run.problems:
         print(problem)
-    if problems:
-        print(f"{len(problems)} problem(s)")
+    if run.problems:
+        print(f"{len(run.problems)} problem(s)")
         return 1
-    print(f"patch lint: {len(chosen)} stacks clean")
+    print(f"patch lint: {len(run.lines)} stacks clean")
     return 0
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from fp4stack.cli.common import add_upstream_args, selected
-from fp4stack.core.errors import UsageError
+from fp4stack.cli.line_args import add_upstream_args
 
 if TYPE_CHECKING:
     from fp4stack.testing.prove import PatchProof
@@ -51,28 +50,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_prove(args: argparse.Namespace) -> int:
-    from fp4stack.testing import suites
-    from fp4stack.testing.prove import prove
+    from fp4stack.operations.patch_proofs import prove_lines
+    from fp4stack.stack.pins import load_project
 
-    project, chosen = selected(args)
-    proofs = []
-    for line in chosen:
-        proofs += prove(project, line, suites.upstream_env(project, line))
-    print(format_table(proofs) if proofs else "no patches to prove")
-    return 0 if all(p.proven for p in proofs) else 1
+    run = prove_lines(load_project(), args.upstreams)
+    print(format_table(run.proofs) if run.proofs else "no patches to prove")
+    return 0 if run.proven else 1
 
 
 def run_test(args: argparse.Namespace) -> int:
-    from fp4stack.testing import jobs, suites
+    from fp4stack.operations import full_test
+    from fp4stack.stack.pins import load_project
 
-    project, chosen = selected(args)
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"--jobs must be 1 or more, not {args.jobs}")
-    tools = not args.no_tools and not args.upstreams
-    outcomes = jobs.run_all(project, chosen, tools=tools, jobs=args.jobs or jobs.default_jobs())
-    suites.write_records(project, [o for o in outcomes if o.has_upstream])
-    print(summary(outcomes))
-    return 0 if _green(outcomes) else 1
+    run = full_test.run(load_project(), args.upstreams, tools=not args.no_tools, jobs=args.jobs)
+    print(summary(run.outcomes))
+    return 0 if run.green else 1
 
 
 def summary(outcomes: list[Outcome]) -> str:
@@ -133,13 +125,6 @@ def _total(outcome: Outcome, key: str) -> int:
     results = [r for r in (outcome.suite, outcome.ours) if r]
     extra = sum(r.count("error") for r in results) if key == "failed" else 0
     return sum(r.count(key) for r in results) + extra
-
-
-def _green(outcomes: list[Outcome]) -> bool:
-    results = [r for o in outcomes for r in (o.suite, o.ours) if r]
-    proofs = [p for o in outcomes for p in o.proofs]
-    ran = sum(r.count("passed") for r in results)
-    return ran > 0 and all(r.ok for r in results) and all(p.proven for p in proofs)
 
 
 def format_table(proofs: list[PatchProof]) -> str:

@@ -1,10 +1,8 @@
-"""Arguments and loops shared by the verbs that work on upstreams."""
+"""The LINE arguments of the verbs that work on lines: lines, or upstreams for all theirs."""
 
 from __future__ import annotations
 
 import argparse
-
-from fp4stack.stack.pins import Line, Project, load_project
 
 
 def add_upstream_args(parser: argparse.ArgumentParser) -> None:
@@ -15,9 +13,3 @@ def add_upstream_args(parser: argparse.ArgumentParser) -> None:
         metavar="LINE",
         help="a line, <upstream>@<version>, or an upstream for all of its lines (default: all)",
     )
-
-
-def selected(args: argparse.Namespace) -> tuple[Project, list[Line]]:
-    """The project and the upstreams named on the command line."""
-    project = load_project()
-    return project, project.select(args.upstreams)
