@@ -149,8 +149,10 @@ def test_bad_python_is_a_usage_error(tmp_path, run_cli):
     assert code == 2 and "cannot run it" in err
 
 
-def test_every_behaviour_probe_is_a_patch_of_a_series():
-    from fp4stack.installed.behaviour import PROBES
+def test_every_probe_a_patch_names_exists_and_every_probe_is_named():
+    from fp4stack.installed.behaviour import PROBE, known_probes
+    from fp4stack.stack.series import parse_patch
 
-    series = {p.stem for p in (ROOT / "patches").glob("*/*/*.patch")}
-    assert set(PROBES) <= series
+    named = {p for path in (ROOT / "patches").glob("*/*/*.patch")
+             for p in parse_patch(path).trailer(PROBE)}  # fmt: skip
+    assert named and named == set(known_probes())

@@ -1,8 +1,8 @@
 """Behaviour probes: small programs that exercise a defect on CPU, run in the target interpreter.
 
-The one table of which patch is decided how: a patch listed in :data:`PROBES` is decided by
-running its probe, a module of :mod:`fp4stack.installed.probes` that prints
-``{"affected": bool, "detail": str}``; every other patch by its code fingerprint
+Which patch is decided how is said by the patch: one whose header names a probe
+(``Probe: <module>``) is decided by running that module of :mod:`fp4stack.installed.probes`,
+which prints ``{"affected": bool, "detail": str}``; every other patch by its code fingerprint
 (:mod:`fingerprint`), which is what a defect that needs a GPU to show gets. The probes of one
 environment run in one process (``probes/_runner.py``), which imports torch once.
 """
@@ -18,33 +18,25 @@ from fp4stack.core.runner import run
 _PROBES = Path(__file__).resolve().parent / "probes"
 _RUNNER = _PROBES / "_runner.py"
 
-# patch name (without .patch) -> its probe module in probes/; keys are checked against the
-# series by a test.
-PROBES: dict[str, str] = {
-    name: name.replace("-", "_")
-    for name in (
-        # compressed-tensors 0.13.0 wrote MXFP4 scales as E8M0 with bias 125.
-        "store-mxfp4-scales-as-standard-e8m0-bias-127",
-        # fp8 tensors take no part in type promotion: upcast the NVFP4 group scale first.
-        "do-arithmetic-on-fp8-scales-in-a-non-fp8-dtype",
-        # transformers compresses the empty model on the meta device.
-        "pack-nvfp4-weights-on-the-meta-device-without-torch-compile",
-        # NVFP4 weights decompress into the dtype the model was loaded in.
-        "decompress-weights-into-the-dtype-the-model-was-loaded-in",
-    )
-}
+# A patch is decided by behaviour when its header names a probe, ``Probe: <module>`` (the
+# module's name in probes/, without .py); a test checks every such name has its module.
+PROBE = "Probe"
 
 
-def probe_path(patch_name: str) -> Path | None:
-    """The probe program of the patch ``patch_name``; None when its fingerprint decides."""
-    module = PROBES.get(patch_name)
-    return _PROBES / f"{module}.py" if module else None
+def probe_path(probe: str) -> Path:
+    """The program of the probe named ``probe`` (a module of probes/)."""
+    return _PROBES / f"{probe}.py"
 
 
-def run_probes(python: Path, names: list[str]) -> dict[str, tuple[bool | None, str]]:
-    """Run the probes of ``names`` in ``python`` (one process); True means affected, None
-    means the probe itself could not run (the fingerprint decides then)."""
-    chosen = {name: path for name in names if (path := probe_path(name)) is not None}
+def known_probes() -> list[str]:
+    """The names of every probe program there is."""
+    return sorted(p.stem for p in _PROBES.glob("*.py") if not p.stem.startswith("_"))
+
+
+def run_probes(python: Path, probes: dict[str, str]) -> dict[str, tuple[bool | None, str]]:
+    """Run ``probes`` (key -> probe name) in ``python`` (one process): key -> (affected, detail);
+    affected is None when the probe itself could not run (the fingerprint decides then)."""
+    chosen = {key: probe_path(probe) for key, probe in probes.items()}
     if not chosen:
         return {}
     try:  # binary: stdout (the verdicts) apart from stderr (warnings, a traceback)

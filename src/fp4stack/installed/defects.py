@@ -13,7 +13,7 @@ from fp4stack.build.wheel import LOCAL_LABEL, local_version
 from fp4stack.installed import behaviour, fingerprint
 from fp4stack.installed.probe import TORCH, Installed, probe
 from fp4stack.stack.pins import Line, Project
-from fp4stack.stack.series import series_paths
+from fp4stack.stack.series import parse_patch, series_paths
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ def _build(project: Project, line: Line | None, dist: Installed) -> str:
 
 def _defects(project: Project, line: Line, python: Path, dist: Installed) -> list[Defect]:
     patches = series_paths(project.patches(line))
-    probed = behaviour.run_probes(python, [p.stem for p in patches])
+    probes = {p.stem: probe for p in patches for probe in parse_patch(p).trailer(behaviour.PROBE)}
+    probed = behaviour.run_probes(python, probes)
     prints = fingerprint.check_series(patches, line.package_root, dist)
     out = []
     for patch, (status, why) in zip(patches, prints, strict=True):
