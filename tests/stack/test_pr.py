@@ -106,7 +106,7 @@ def test_a_cut_is_fix_then_ported_test_with_a_clean_pr_text(toy_pr):
     assert text.startswith("# Triple instead of double\n\n## Purpose\n\nThe toy doubles")
     assert "Fixes #1" in text, "an issue of the same repository"
     assert "pytest tests/test_triple.py" in text and "3 passed" in text
-    assert pr_text.internal(text) == []
+    assert pr_text.internal(text, toy_pr) == []
     send = (cut.folder / "SEND.md").read_text()
     assert "git am <path to this folder>/triple-instead-of-double.mbox" in send
     assert "gh pr create" in send and "--body-file" in send
