@@ -32,11 +32,6 @@ from fp4stack.core.redact import redact
 from fp4stack.core.transport import HINTS as WIRE_HINTS
 from fp4stack.core.transport import Client, Miss, check_status, wire_miss
 
-# stack/resolve.py still reaches the transport through this module; it should import
-# ``core.transport`` itself, and then these two go.
-from fp4stack.core.transport import download as download
-from fp4stack.core.transport import session as session
-
 _ACCEPT = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
     "text/html; q=0.01"

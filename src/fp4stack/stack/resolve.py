@@ -55,10 +55,10 @@ def check_target(project: Project, line: Line, version: str, *, newer: bool = Tr
 def resolve(project: Project, line: Line, version: str) -> Line:
     """``line`` moved to ``version``: tag, commit (from the submodule when it has the tag),
     and the sdist and wheel with their sha256, all verified into the cache."""
-    from fp4stack.core import finder
+    from fp4stack.core import finder, transport
     from fp4stack.core.pipconfig import pip_settings
 
-    with finder.session(pip_settings()) as client:
+    with transport.session(pip_settings()) as client:
         files = finder.list_files(client, line.distribution)
         wanted = _pick(line, version, files)
         artifacts = {
@@ -119,7 +119,7 @@ def _parse(filename: str) -> tuple[str, Version, str, str] | None:
 def _artifact(client: Client, listed: Listed, cache: Path) -> Artifact:
     if listed.sha256:
         return Artifact(listed.filename, listed.sha256)
-    from fp4stack.core import finder
+    from fp4stack.core import transport
 
     target = cache / listed.filename
     if not target.exists():
@@ -127,7 +127,7 @@ def _artifact(client: Client, listed: Listed, cache: Path) -> Artifact:
         partial = target.with_name(target.name + ".part")
         log(f"downloading {listed.filename} from {listed.url} (the source lists no sha256)")
         try:
-            finder.download(client, listed.url, partial)
+            transport.download(client, listed.url, partial)
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
