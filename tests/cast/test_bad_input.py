@@ -191,6 +191,32 @@ def test_index_names_missing_shard(tmp_path, run_cli):
     assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", "model-00002-of-00002")
 
 
+def _remap(weight_map: dict, name: str) -> None:
+    """Map ``name`` to the other shard of a two-shard checkpoint."""
+    weight_map[name] = next(s for s in sorted(set(weight_map.values())) if s != weight_map[name])
+
+
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [
+        (lambda m: m.pop("model.norm.weight"), ["'model.norm.weight'", "not mapped"]),
+        (lambda m: _remap(m, "model.norm.weight"), ["'model.norm.weight'", "is mapped to"]),
+        (lambda m: m.update({BLOCKS: "../x.safetensors"}), ["'../x.safetensors'", "file name"]),
+        (lambda m: m.clear(), ["no weight_map"]),
+    ],
+    ids=["tensor-not-mapped", "mapped-to-the-other-shard", "shard-outside-src", "empty"],
+)
+def test_index_that_disagrees_with_the_shards(tmp_path, run_cli, edit, needles):
+    """The cast writes a new index from the shards, so it refuses any index the doctor
+    reports as wrong (one reader, one set of index rules), naming the index."""
+    src = make_src(tmp_path / "src", shards=2)
+    path = src / "model.safetensors.index.json"
+    index = json.loads(path.read_text())
+    edit(index["weight_map"])
+    path.write_text(json.dumps(index))
+    assert_clean_failure(run_cli(src, tmp_path / "dst"), tmp_path / "dst", str(path), *needles)
+
+
 def test_dst_exists_refused_then_forced(tmp_path, run_cli):
     src, dst = make_src(tmp_path / "src"), tmp_path / "dst"
     dst.mkdir()

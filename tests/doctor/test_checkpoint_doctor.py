@@ -10,9 +10,9 @@ import doctor_ckpt as dc
 import numpy as np
 import pytest
 
-from fp4stack.checkpoint.doctor.checkpoint import INDEX_NAME
 from fp4stack.checkpoint.doctor.run import diagnose
 from fp4stack.checkpoint.fp4 import E4M3_VALUES
+from fp4stack.checkpoint.reader import INDEX_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 L0 = "model.layers.0"

@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fp4stack.checkpoint.doctor.checkpoint import INDEX_NAME, Checkpoint, open_checkpoint
 from fp4stack.checkpoint.doctor.findings import Finding, Repair
 from fp4stack.checkpoint.doctor.nvfp4 import exact_e4m3
 from fp4stack.checkpoint.doctor.run import diagnose_open
 from fp4stack.checkpoint.fp4 import e4m3_encode
 from fp4stack.checkpoint.mxfp4_bias import to_standard
 from fp4stack.checkpoint.outdir import check_paths, finalize, make_temp
+from fp4stack.checkpoint.reader import INDEX_NAME, Checkpoint, open_checkpoint
 from fp4stack.checkpoint.safetensors_io import OutTensor, copy_at, create_output, layout, write_at
 from fp4stack.core.errors import ConvertError, UsageError, stage
 
@@ -163,8 +163,7 @@ def _write_json(path: Path, data: dict[str, object]) -> None:
 def _write_index(ckpt: Checkpoint, renames: dict[str, str], tmp: Path) -> None:
     assert ckpt.index is not None
     weight_map = {renames.get(n, n): s for n, s in ckpt.where.items()}
-    total = sum(f.tensors[n].nbytes for f in ckpt.files.values() for n in f.tensors)
-    metadata = {**(ckpt.index.get("metadata") or {}), "total_size": total}
+    metadata = {**(ckpt.index.get("metadata") or {}), "total_size": ckpt.total_bytes}
     index = {**ckpt.index, "metadata": metadata, "weight_map": dict(sorted(weight_map.items()))}
     _write_json(tmp / INDEX_NAME, index)
 

@@ -11,7 +11,7 @@ producer meant. Which releases (read in each one's ``MXFP4PackedCompressor.compr
 - fp4stack's patched 0.13.0 (``0.13.0+fp4stack…``): bias 127.
 
 The producer records its version in ``quantization_config.version``. This module only
-decides and corrects; the cast (and later ``doctor``/``fix``) call it. numpy and core only.
+decides and corrects; the cast, the doctor and fix call it.
 """
 
 from __future__ import annotations
@@ -22,12 +22,14 @@ from typing import Any, Literal
 
 import numpy as np
 
+from fp4stack.checkpoint.detect import CT_MXFP4, GPT_OSS_MXFP4, detect
 from fp4stack.core.errors import UsageError
 
 STANDARD_BIAS = 127
 CT_BUG_BIAS = 125  # compressed-tensors 0.13.0's MXFP4 scales
 BIASES = (CT_BUG_BIAS, STANDARD_BIAS)
 E8M0_MAX = 254  # 255 is NaN
+E8M0_DTYPES = ("U8", "F8_E8M0")  # E8M0 bytes, stored as uint8 or as torch's float8_e8m0fnu
 FIRST_BIAS_125 = "0.12.3a20251212"  # first build with an MXFP4 compressor (and its bug)
 FIRST_FIXED = "0.13.1a20260109"  # first build storing standard E8M0
 FIXED_LOCAL_LABEL = "fp4stack"  # our patched 0.13.0 records 0.13.0+fp4stack.<id>
@@ -136,17 +138,15 @@ def _ct_version_bias(version: Any) -> tuple[int | None, str]:
 def detect_scale_bias(config: dict[str, Any]) -> tuple[int | None, str]:
     """The bias a checkpoint's config.json implies, with the reason; None when it cannot tell.
 
-    gpt-oss (``quant_method: mxfp4``) is standard E8M0. A compressed-tensors checkpoint is
-    judged by the producer version it records.
+    gpt-oss (``quant_method: mxfp4``) is standard E8M0. A compressed-tensors MXFP4
+    checkpoint is judged by the producer version it records.
     """
-    qc = config.get("quantization_config")
-    qc = qc if isinstance(qc, dict) else {}
-    method = qc.get("quant_method")
-    if method == "mxfp4":
+    found = detect(config)
+    if GPT_OSS_MXFP4 in found.formats:
         return STANDARD_BIAS, "gpt-oss MXFP4 (quant_method 'mxfp4') is standard E8M0"
-    if method == "compressed-tensors":
-        return _ct_version_bias(qc.get("version"))
-    return None, f"quant_method {method!r} is not MXFP4"
+    if CT_MXFP4 in found.formats:
+        return _ct_version_bias(found.version)
+    return None, f"{', '.join(found.formats) or found.why} is not MXFP4"
 
 
 def resolve_scale_bias(config: dict[str, Any], stated: str, config_path: str) -> ScaleBias:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, get_args
 
 from fp4stack.checkpoint.cast.formats import OutputFormat
-from fp4stack.checkpoint.cast.source import GPT_OSS, QuantUnit, Source
+from fp4stack.checkpoint.cast.source import QuantUnit, Source
+from fp4stack.checkpoint.detect import GPT_OSS_MXFP4
 from fp4stack.checkpoint.safetensors_io import OutTensor, layout
 from fp4stack.core.errors import UsageError
 
@@ -57,17 +58,15 @@ def _fused_biases(src: Source) -> dict[str, QuantUnit]:
         if len(unit.packed_shape) != 3:
             continue
         name = unit.base + "_bias"
-        for shard in src.shards:
-            info = src.files[shard].tensors.get(name)
-            if info is not None and info.shape == unit.packed_shape[:2]:
-                out[name] = unit
+        if name in src.ckpt.where and src.ckpt.info(name).shape == unit.packed_shape[:2]:
+            out[name] = unit
     return out
 
 
 def _outputs(
     src: Source, plan: Plan, shard: str, name: str, biases: dict[str, QuantUnit]
 ) -> list[OutTensor]:
-    info = src.info(shard, name)
+    info = src.ckpt.info(name)
     if name in src.units:
         plan.jobs.append(Job(UNIT, shard, name, info.nbytes + _scales_bytes(src, name)))
         return [out for out, _ in plan.fmt.unit_outputs(src.units[name])]
@@ -84,7 +83,7 @@ def _outputs(
 
 def _scales_bytes(src: Source, blocks: str) -> int:
     unit = src.units[blocks]
-    return src.info(unit.scales_file, unit.scales).nbytes
+    return src.ckpt.info(unit.scales).nbytes
 
 
 def make_plan(src: Source, fmt: OutputFormat, scale_shift: int = 0) -> Plan:
@@ -93,16 +92,16 @@ def make_plan(src: Source, fmt: OutputFormat, scale_shift: int = 0) -> Plan:
     :param scale_shift: added to every source E8M0 exponent (see ``mxfp4_bias``).
     """
     plan = Plan(fmt, scale_shift=scale_shift)
-    split = fmt.splits_experts and src.layout == GPT_OSS
+    split = fmt.splits_experts and src.layout == GPT_OSS_MXFP4
     biases = _fused_biases(src) if split else {}
-    for shard in src.shards:
-        tensors = src.files[shard].tensors
+    for shard, source_file in src.ckpt.files.items():
+        tensors = source_file.tensors
         order = sorted(tensors, key=lambda n: tensors[n].start)
         outs: list[OutTensor] = []
         for name in order:
             if name not in src.consumed:
                 outs += _outputs(src, plan, shard, name, biases)
-        head, starts = layout(outs, src.files[shard].metadata)
+        head, starts = layout(outs, source_file.metadata)
         size = len(head) + sum(t.nbytes for t in outs)
         offsets = {t.name: s for t, s in zip(outs, starts, strict=True)}
         plan.shards[shard] = ShardLayout(head, size, offsets, outs)
@@ -119,7 +118,7 @@ def _check_unique(src: Source, plan: Plan) -> None:
         for t in lay.tensors:
             if t.name in seen:
                 raise UsageError(
-                    f"{src.root / shard}: output tensor {t.name!r} would be written twice "
+                    f"{src.ckpt.root / shard}: output tensor {t.name!r} would be written twice "
                     f"(also in {seen[t.name]}) with --format {plan.fmt.name}"
                 )
             seen[t.name] = shard

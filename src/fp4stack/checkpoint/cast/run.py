@@ -12,15 +12,16 @@ from typing import Any, Protocol
 from fp4stack.checkpoint.cast import formats
 from fp4stack.checkpoint.cast.convert import TensorStats
 from fp4stack.checkpoint.cast.plan import Job, Plan, make_plan
-from fp4stack.checkpoint.cast.source import INDEX_NAME, Source, open_source
+from fp4stack.checkpoint.cast.source import Source, open_source
 from fp4stack.checkpoint.cast.work import Worker, batches, init_process, run_batch
 from fp4stack.checkpoint.mxfp4_bias import ScaleBias, resolve_scale_bias
 from fp4stack.checkpoint.outdir import check_paths, finalize, make_temp
+from fp4stack.checkpoint.reader import CONFIG, HF_QUANT_CONFIG, INDEX_NAME
 from fp4stack.checkpoint.safetensors_io import create_output
 from fp4stack.core.errors import ConvertError, stage
 
 BATCH_BYTES = 64 << 20
-REWRITTEN = {"config.json", "hf_quant_config.json", INDEX_NAME}
+REWRITTEN = {CONFIG, HF_QUANT_CONFIG, INDEX_NAME}
 # Files a producer writes that describe the source's quantization, not the output's: they
 # are not copied (the report lists the ones dropped).
 PRODUCER_FILES = {
@@ -66,9 +67,9 @@ class NoProgress:
 def _copy_others(src: Source, tmp: Path) -> dict[str, str]:
     """Tokenizer and every other file or folder, except what the cast rewrites and the
     producer files describing the source's quantization; returns those dropped."""
-    skip = REWRITTEN | set(src.shards)
+    skip = REWRITTEN | set(src.ckpt.shards)
     dropped: dict[str, str] = {}
-    for entry in sorted(src.root.iterdir()):
+    for entry in sorted(src.ckpt.root.iterdir()):
         if entry.name in skip:
             continue
         if entry.name in PRODUCER_FILES:
@@ -86,12 +87,12 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _write_metadata(src: Source, plan: Plan, tmp: Path) -> None:
-    for name, data in plan.fmt.metadata_files(src.config, plan.excluded).items():
+    for name, data in plan.fmt.metadata_files(src.ckpt.config, plan.excluded).items():
         _write_json(tmp / name, data)
-    if src.index is not None:
+    if src.ckpt.index is not None:
         weight_map = {t.name: s for s, lay in plan.shards.items() for t in lay.tensors}
         total = sum(t.nbytes for lay in plan.shards.values() for t in lay.tensors)
-        metadata = {**(src.index.get("metadata") or {}), "total_size": total}
+        metadata = {**(src.ckpt.index.get("metadata") or {}), "total_size": total}
         _write_json(
             tmp / INDEX_NAME, {"metadata": metadata, "weight_map": dict(sorted(weight_map.items()))}
         )
@@ -132,7 +133,7 @@ def _run_pool(
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     stats: list[TensorStats] = []
-    pool = ctx.Pool(min(workers, len(work)), init_process, (str(src.root), plan, str(tmp)))
+    pool = ctx.Pool(min(workers, len(work)), init_process, (str(src.ckpt.root), plan, str(tmp)))
     try:
         for batch_stats, nbytes in pool.imap_unordered(run_batch, work):
             stats += batch_stats
@@ -168,7 +169,7 @@ def cast_checkpoint(
     check_paths(src_dir, dst, force)
     src = open_source(src_dir)
     try:
-        bias = resolve_scale_bias(src.config, scale_bias, str(src_dir / "config.json"))
+        bias = resolve_scale_bias(src.ckpt.config, scale_bias, str(src_dir / CONFIG))
         plan = make_plan(src, output, scale_shift=bias.shift)
         tmp = make_temp(dst)
         try:
@@ -187,7 +188,7 @@ def _write(
     """Fill the temp dir, then rename it to DST."""
     dropped = _copy_others(src, tmp)
     _write_metadata(src, plan, tmp)
-    progress.start(sum(j.nbytes for j in plan.jobs), f"cast {src.root.name}")
+    progress.start(sum(j.nbytes for j in plan.jobs), f"cast {src.ckpt.root.name}")
     stats = _run_jobs(src, plan, tmp, workers, progress)
     progress.close()
     finalize(tmp, dst)

@@ -1,4 +1,5 @@
-"""Open an MXFP4 source checkpoint: detect its layout, validate headers, pair blocks/scales.
+"""Open an MXFP4 source checkpoint: check its format and index, validate headers, pair
+blocks with scales.
 
 Everything here reads headers only, so every bad input is reported before any output exists.
 """
@@ -7,17 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from fp4stack.checkpoint.jsonfile import read_json
-from fp4stack.checkpoint.safetensors_io import SafetensorsFile, TensorInfo
+from fp4stack.checkpoint.detect import CT_MXFP4, CT_MXFP4_FORMAT, GPT_OSS_MXFP4, Detected, detect
+from fp4stack.checkpoint.mxfp4_bias import E8M0_DTYPES
+from fp4stack.checkpoint.reader import CONFIG, INDEX_NAME, Checkpoint, open_checkpoint
 from fp4stack.core.errors import UsageError
-
-INDEX_NAME = "model.safetensors.index.json"
-GPT_OSS = "gpt-oss"
-COMPRESSED_TENSORS = "compressed-tensors"
-MXFP4_CT_FORMAT = "mxfp4-pack-quantized"
-SCALE_DTYPES = ("U8", "F8_E8M0")
 
 
 @dataclass(frozen=True)
@@ -34,58 +29,35 @@ class QuantUnit:
 
 @dataclass
 class Source:
-    """A validated source checkpoint."""
+    """A validated source checkpoint: its MXFP4 units, paired and checked."""
 
-    root: Path
-    config: dict[str, Any]
-    layout: str
-    shards: list[str]
-    files: dict[str, SafetensorsFile]
-    index: dict[str, Any] | None
+    ckpt: Checkpoint
+    layout: str  # the detected format: GPT_OSS_MXFP4 or CT_MXFP4
     units: dict[str, QuantUnit] = field(default_factory=dict)  # keyed by the blocks tensor
     consumed: set[str] = field(default_factory=set)  # scales tensors, emitted with their unit
 
-    def info(self, shard: str, name: str) -> TensorInfo:
-        return self.files[shard].tensors[name]
-
     def close(self) -> None:
-        for f in self.files.values():
-            f.close()
+        self.ckpt.close()
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    return read_json(path, "SRC must be a Hugging Face checkpoint")
-
-
-def _ct_problem(qc: dict[str, Any]) -> str | None:
-    """Why a compressed-tensors quantization_config is not MXFP4 in groups of 32, or None."""
-    groups = qc.get("config_groups") or {}
-    if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
-        return "config_groups is not a map of objects"
-    formats = {g.get("format") or qc.get("format") for g in groups.values()} or {qc.get("format")}
-    if formats != {MXFP4_CT_FORMAT}:
+def _ct_problem(found: Detected) -> str | None:
+    """Why compressed-tensors config groups are not MXFP4 in groups of 32, or None."""
+    formats = {g.format for g in found.groups}
+    if formats != {CT_MXFP4_FORMAT}:
         return f"compressed-tensors format {sorted(map(str, formats))}"
-    weights = [g.get("weights") for g in groups.values()]
-    sizes = {w.get("group_size") if isinstance(w, dict) else None for w in weights}
+    sizes = {g.group_size for g in found.groups}
     if not sizes <= {32}:
-        return f"{MXFP4_CT_FORMAT} with weights group_size {sorted(map(str, sizes))}, not 32"
+        return f"{CT_MXFP4_FORMAT} with weights group_size {sorted(map(str, sizes))}, not 32"
     return None
 
 
-def detect_layout(config: dict[str, Any], config_path: Path) -> str:
+def source_layout(found: Detected, config_path: Path) -> str:
     """gpt-oss (``quant_method: mxfp4``) or compressed-tensors ``mxfp4-pack-quantized``."""
-    qc = config.get("quantization_config")
-    if not isinstance(qc, dict):
-        qc = {}
-    method = qc.get("quant_method")
-    if method == "mxfp4":
-        return GPT_OSS
-    if method == "compressed-tensors":
-        detail = _ct_problem(qc)
-        if detail is None:
-            return COMPRESSED_TENSORS
-    else:
-        detail = f"quant_method {method!r}" if method else "no quantization_config"
+    if found.formats == [GPT_OSS_MXFP4]:
+        return GPT_OSS_MXFP4
+    detail = _ct_problem(found) if found.groups else found.why or ", ".join(found.formats)
+    if detail is None:
+        return CT_MXFP4
     raise UsageError(
         f"{config_path}: unsupported source format ({detail})",
         hint="supported: gpt-oss MXFP4 (quant_method 'mxfp4') and compressed-tensors "
@@ -93,58 +65,43 @@ def detect_layout(config: dict[str, Any], config_path: Path) -> str:
     )
 
 
-def _shard_names(root: Path) -> tuple[list[str], dict[str, Any] | None]:
-    index_path = root / INDEX_NAME
-    if index_path.exists():
-        index = _read_json(index_path)
-        weight_map = index.get("weight_map")
-        if not isinstance(weight_map, dict) or not weight_map:
-            raise UsageError(f"{index_path}: no weight_map")
-        shards = sorted(set(weight_map.values()))
-        for shard in shards:
-            if not isinstance(shard, str) or "/" in shard or not (root / shard).is_file():
-                raise UsageError(f"{index_path}: shard {shard!r} does not exist in {root}")
-        return shards, index
-    shards = sorted(p.name for p in root.glob("*.safetensors") if p.is_file())
-    if not shards:
-        raise UsageError(f"{root}: no *.safetensors files and no {INDEX_NAME}")
-    return shards, None
-
-
-def _locate(
-    files: dict[str, SafetensorsFile], index: dict[str, Any] | None, root: Path
-) -> dict[str, str]:
-    """tensor name -> shard; every tensor exactly once, and agreeing with the index."""
-    where: dict[str, str] = {}
-    for shard, f in files.items():
-        for name in f.tensors:
-            if name in where:
-                raise UsageError(f"{root / shard}: tensor {name!r} also in {where[name]}")
-            where[name] = shard
-    for name, shard in (index or {}).get("weight_map", {}).items():
-        if where.get(name) != shard:
-            raise UsageError(
-                f"{root / INDEX_NAME}: tensor {name!r} is mapped to {shard} but "
-                + (f"is in {where[name]}" if name in where else "is in no shard")
-            )
-    return where
+def _require_consistent(ckpt: Checkpoint) -> None:
+    """The cast writes a new index from the shards: any disagreement is refused, named."""
+    index_path = ckpt.root / INDEX_NAME
+    if ckpt.missing_shards:
+        shard = ckpt.missing_shards[0]
+        raise UsageError(f"{index_path}: shard {shard!r} does not exist in {ckpt.root}")
+    if ckpt.duplicates:
+        name, shards = next(iter(ckpt.duplicates.items()))
+        raise UsageError(f"{ckpt.root / shards[1]}: tensor {name!r} also in {shards[0]}")
+    gap = ckpt.index_disagreement()
+    if gap.wrong or gap.absent:
+        name = (gap.wrong or gap.absent)[0]
+        held = f"is in {ckpt.where[name]}" if name in ckpt.where else "is in no shard"
+        raise UsageError(
+            f"{index_path}: tensor {name!r} is mapped to {ckpt.weight_map[name]} but {held}"
+        )
+    if gap.unlisted:
+        name = gap.unlisted[0]
+        raise UsageError(f"{index_path}: tensor {name!r} is in {ckpt.where[name]} but not mapped")
 
 
 def _bad(src: Source, shard: str, name: str, what: str) -> UsageError:
-    return UsageError(f"{src.root / shard}: tensor {name!r}: {what}")
+    return UsageError(f"{src.ckpt.root / shard}: tensor {name!r}: {what}")
 
 
-def _pair(src: Source, where: dict[str, str], blocks: str, scales: str, base: str) -> None:
+def _pair(src: Source, blocks: str, scales: str, base: str) -> None:
+    where = src.ckpt.where
     b_shard = where[blocks]
     if scales not in where:
         raise _bad(src, b_shard, blocks, f"no matching scales tensor {scales!r}")
     s_shard = where[scales]
-    b, s = src.info(b_shard, blocks), src.info(s_shard, scales)
+    b, s = src.ckpt.info(blocks), src.ckpt.info(scales)
     if b.dtype != "U8":
         raise _bad(src, b_shard, blocks, f"dtype {b.dtype}, expected U8")
-    if s.dtype not in SCALE_DTYPES:  # E8M0 bytes, stored as uint8 or as torch's float8_e8m0fnu
+    if s.dtype not in E8M0_DTYPES:
         raise _bad(src, s_shard, scales, f"dtype {s.dtype}, expected U8 or F8_E8M0")
-    if src.layout == GPT_OSS:
+    if src.layout == GPT_OSS_MXFP4:
         if len(b.shape) not in (3, 4) or b.shape[-1] != 16:
             raise _bad(
                 src,
@@ -177,16 +134,17 @@ def _pair(src: Source, where: dict[str, str], blocks: str, scales: str, base: st
     src.consumed.add(scales)
 
 
-def _find_units(src: Source, where: dict[str, str]) -> None:
-    if src.layout == GPT_OSS:
+def _find_units(src: Source) -> None:
+    where = src.ckpt.where
+    if src.layout == GPT_OSS_MXFP4:
         blocks_sfx, scales_sfx = "_blocks", "_scales"
     else:
         blocks_sfx, scales_sfx = ".weight_packed", ".weight_scale"
     for name in sorted(where):
         if name.endswith(blocks_sfx):
             base = name[: -len(blocks_sfx)]
-            _pair(src, where, name, base + scales_sfx, base)
-            if src.layout == COMPRESSED_TENSORS and base + ".weight_global_scale" in where:
+            _pair(src, name, base + scales_sfx, base)
+            if src.layout == CT_MXFP4 and base + ".weight_global_scale" in where:
                 raise _bad(
                     src,
                     where[name],
@@ -195,26 +153,23 @@ def _find_units(src: Source, where: dict[str, str]) -> None:
                 )
     for name in sorted(where):
         orphan = name.endswith(scales_sfx) and name not in src.consumed
-        if orphan and src.info(where[name], name).dtype in SCALE_DTYPES:
+        if orphan and src.ckpt.info(name).dtype in E8M0_DTYPES:
             raise _bad(src, where[name], name, f"scales without a {blocks_sfx!r} tensor")
     if not src.units:
-        raise UsageError(f"{src.root}: no MXFP4 tensors ({blocks_sfx!r} + {scales_sfx!r}) found")
+        raise UsageError(
+            f"{src.ckpt.root}: no MXFP4 tensors ({blocks_sfx!r} + {scales_sfx!r}) found"
+        )
 
 
 def open_source(root: Path) -> Source:
     """Validate SRC and everything in its headers; raises UsageError naming file and tensor."""
-    if not root.is_dir():
-        raise UsageError(f"{root}: not a directory", hint="SRC must be a checkpoint directory")
-    config = _read_json(root / "config.json")
-    layout = detect_layout(config, root / "config.json")
-    shards, index = _shard_names(root)
-    files: dict[str, SafetensorsFile] = {}
-    src = Source(root, config, layout, shards, files, index)
+    ckpt = open_checkpoint(root, "SRC")
     try:
-        for shard in shards:
-            files[shard] = SafetensorsFile(root / shard)
-        _find_units(src, _locate(files, index, root))
+        layout = source_layout(detect(ckpt.config, ckpt.hf_quant), root / CONFIG)
+        _require_consistent(ckpt)
+        src = Source(ckpt, layout)
+        _find_units(src)
     except BaseException:
-        src.close()
+        ckpt.close()
         raise
     return src

@@ -38,7 +38,7 @@ class Worker:
     def run(self, job: Job) -> TensorStats | None:
         offsets = self.plan.shards[job.shard].offsets
         fd = self.fd(job.shard)
-        source_file = self.src.files[job.shard]
+        source_file = self.src.ckpt.files[job.shard]
         if job.kind == COPY:
             info = source_file.tensors[job.name]
             copy_at(source_file.fd, info.start, fd, offsets[job.name], info.nbytes)
@@ -51,9 +51,10 @@ class Worker:
         assert_never(job.kind)
 
     def _bias(self, job: Job, fd: int, offsets: dict[str, int]) -> None:
-        info = self.src.files[job.shard].tensors[job.name]
+        source_file = self.src.ckpt.files[job.shard]
+        info = source_file.tensors[job.name]
         unit = self.src.units[self.plan.bias_of[job.name]]
-        raw = self.src.files[job.shard].read(job.name)
+        raw = source_file.read(job.name)
         raw = raw.reshape(*info.shape, DTYPE_SIZES[info.dtype])
         for out, make in self.plan.fmt.bias_outputs(unit, job.name, info.dtype, info.shape):
             write_at(fd, make(raw), offsets[out.name])
@@ -61,14 +62,14 @@ class Worker:
     def _unit(self, job: Job, fd: int, offsets: dict[str, int]) -> TensorStats:
         unit = self.src.units[job.name]
         blocks_file, scales_file = (
-            self.src.files[unit.blocks_file],
-            self.src.files[unit.scales_file],
+            self.src.ckpt.files[unit.blocks_file],
+            self.src.ckpt.files[unit.scales_file],
         )
         packed = blocks_file.view(unit.blocks).reshape(unit.packed_shape)
         e8m0 = scales_file.read(unit.scales).reshape(scales_file.tensors[unit.scales].shape)
-        label = f"{self.src.root / unit.blocks_file}: tensor {unit.blocks!r}"
+        label = f"{self.src.ckpt.root / unit.blocks_file}: tensor {unit.blocks!r}"
         if self.plan.scale_shift:
-            scales_label = f"{self.src.root / unit.scales_file}: tensor {unit.scales!r}"
+            scales_label = f"{self.src.ckpt.root / unit.scales_file}: tensor {unit.scales!r}"
             e8m0 = to_standard(e8m0, packed, self.plan.scale_shift, scales_label)
         result = cast_mxfp4(packed, e8m0, label)
         result.stats.name = unit.base

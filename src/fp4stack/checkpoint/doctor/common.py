@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fp4stack.checkpoint.doctor.checkpoint import INDEX_NAME, Checkpoint
 from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
+from fp4stack.checkpoint.reader import INDEX_NAME, Checkpoint
 
 SCALAR_SHAPES = ((), (1,))
 FIX = "fp4stack fix CHECKPOINT OUT"
@@ -49,17 +49,13 @@ def check_layout(ckpt: Checkpoint, report: Report) -> None:
 
 def _check_index(ckpt: Checkpoint, report: Report) -> None:
     assert ckpt.index is not None
-    weight_map: dict[str, str] = ckpt.index.get("weight_map") or {}
-    present = set(ckpt.files)
-    wrong = sorted(n for n, s in weight_map.items() if s in present and ckpt.where.get(n, s) != s)
-    absent = sorted(n for n, s in weight_map.items() if s in present and n not in ckpt.where)
-    unlisted = sorted(n for n in ckpt.where if n not in weight_map)
+    gap = ckpt.index_disagreement()
     problems = [
         f"{len(items)} {what} (first: {items[0]!r})"
         for items, what in (
-            (wrong, "tensors mapped to the wrong shard"),
-            (absent, "mapped tensors that no shard holds"),
-            (unlisted, "tensors the index does not map"),
+            (gap.wrong, "tensors mapped to the wrong shard"),
+            (gap.absent, "mapped tensors that no shard holds"),
+            (gap.unlisted, "tensors the index does not map"),
         )
         if items
     ]
@@ -75,7 +71,7 @@ def _check_index(ckpt: Checkpoint, report: Report) -> None:
             )
         )
     total = (ckpt.index.get("metadata") or {}).get("total_size")
-    actual = sum(f.tensors[n].nbytes for f in ckpt.files.values() for n in f.tensors)
+    actual = ckpt.total_bytes
     if total is not None and total != actual and not ckpt.missing_shards:
         report.add(
             Finding(

@@ -7,7 +7,7 @@ consumer we have not examined for a format is not listed rather than guessed.
 
 from __future__ import annotations
 
-from fp4stack.checkpoint.doctor import detect
+from fp4stack.checkpoint import detect
 from fp4stack.checkpoint.doctor.findings import ConsumerVerdict, Finding
 from fp4stack.checkpoint.doctor.mxfp4 import BIAS_CODE
 from fp4stack.checkpoint.doctor.nvfp4 import NVFP4_FIX_CODE

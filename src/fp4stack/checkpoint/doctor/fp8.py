@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 
-from fp4stack.checkpoint.doctor.checkpoint import Checkpoint
 from fp4stack.checkpoint.doctor.common import FIX, scale_value_problems
 from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
+from fp4stack.checkpoint.reader import Checkpoint
 
 CT_NAME, FP8_NAME = "weight_scale", "weight_scale_inv"
 SCALE_DTYPES = ("F32", "BF16", "F16")

@@ -8,19 +8,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fp4stack.checkpoint.doctor.checkpoint import Checkpoint
 from fp4stack.checkpoint.doctor.common import FIX, check_packed_dtype
 from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
 from fp4stack.checkpoint.mxfp4_bias import (
     CT_BUG_BIAS,
+    E8M0_DTYPES,
     E8M0_MAX,
     STANDARD_BIAS,
     detect_scale_bias,
     nonzero_blocks,
 )
+from fp4stack.checkpoint.reader import Checkpoint
 
 GROUP = 32
-SCALE_DTYPES = ("U8", "F8_E8M0")
 BIAS_CODE = "mxfp4-scale-bias-125"
 
 
@@ -129,7 +129,7 @@ def _check_unit(ckpt: Checkpoint, unit: Unit, report: Report, headers_only: bool
                 "re-export the checkpoint with its producer",
             )
         )
-    if scale.dtype not in SCALE_DTYPES:
+    if scale.dtype not in E8M0_DTYPES:
         report.add(
             Finding(
                 "error",
@@ -158,7 +158,7 @@ def _orphans(ckpt: Checkpoint, units: list[Unit], gpt_oss: bool, report: Report)
     suffix = "_scales" if gpt_oss else ".weight_scale"
     for name in sorted(ckpt.where):
         orphan = name.endswith(suffix) and name not in claimed
-        if orphan and ckpt.info(name).dtype in SCALE_DTYPES:
+        if orphan and ckpt.info(name).dtype in E8M0_DTYPES:
             report.add(
                 Finding(
                     "warning",

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fp4stack.checkpoint.doctor import detect
-from fp4stack.checkpoint.doctor.checkpoint import Checkpoint, open_checkpoint
+from fp4stack.checkpoint import detect
 from fp4stack.checkpoint.doctor.common import check_layout
 from fp4stack.checkpoint.doctor.consumers import consumer_verdicts
 from fp4stack.checkpoint.doctor.findings import SEVERITIES, Finding, Report
 from fp4stack.checkpoint.doctor.fp8 import check_fp8
 from fp4stack.checkpoint.doctor.mxfp4 import check_mxfp4
 from fp4stack.checkpoint.doctor.nvfp4 import check_nvfp4
+from fp4stack.checkpoint.reader import Checkpoint, open_checkpoint
+from fp4stack.core.errors import UsageError
 
 
 def _validate(ckpt: Checkpoint, found: detect.Detected, report: Report) -> int:
@@ -30,6 +31,19 @@ def _validate(ckpt: Checkpoint, found: detect.Detected, report: Report) -> int:
     return quantized
 
 
+def _detect(ckpt: Checkpoint) -> detect.Detected:
+    """The checkpoint's formats. :raises UsageError: none we check (naming what it is)."""
+    found = detect.detect(ckpt.config, ckpt.hf_quant)
+    if found.formats:
+        return found
+    what = (
+        found.why if found.family == detect.MODELOPT else f"unknown checkpoint format ({found.why})"
+    )
+    raise UsageError(
+        f"{ckpt.root / found.declared_in}: {what}", hint=f"the doctor checks: {detect.SUPPORTED}"
+    )
+
+
 def _dedupe(findings: list[Finding]) -> list[Finding]:
     """Sorted by severity, each finding once. The message is part of what makes a finding
     distinct: one weight missing two partners is two problems with two fixes."""
@@ -44,7 +58,7 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
 
 def diagnose_open(ckpt: Checkpoint, headers_only: bool = False) -> Report:
     """The report for an opened checkpoint (the caller closes it)."""
-    found = detect.detect(ckpt)
+    found = _detect(ckpt)
     report = Report(str(ckpt.root), found.formats, len(ckpt.where), 0, headers_only)
     report.findings += [
         Finding(

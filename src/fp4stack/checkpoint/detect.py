@@ -1,12 +1,16 @@
-"""Which low-bit format a checkpoint is in, from config.json and hf_quant_config.json."""
+"""Which low-bit format a checkpoint is in, from config.json and hf_quant_config.json.
+
+The one detector of the cast, the doctor, fix and ``mxfp4_bias``. It never raises: a
+checkpoint in no format we know gets no formats and the reason (``Detected.why``), and each
+tool words its own refusal (the cast reads only the MXFP4 formats).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from fp4stack.checkpoint.doctor.checkpoint import HF_QUANT_CONFIG, Checkpoint
-from fp4stack.core.errors import UsageError
+from fp4stack.checkpoint.reader import CONFIG, HF_QUANT_CONFIG
 
 CT_NVFP4 = "compressed-tensors nvfp4-pack-quantized"
 CT_MXFP4 = "compressed-tensors mxfp4-pack-quantized"
@@ -14,9 +18,10 @@ CT_FP8 = "compressed-tensors float-quantized"
 MODELOPT_NVFP4 = "modelopt nvfp4"
 GPT_OSS_MXFP4 = "gpt-oss mxfp4"
 FP8_BLOCK = "fp8 block (quant_method fp8)"
+CT_MXFP4_FORMAT = "mxfp4-pack-quantized"
 CT_FORMATS = {
     "nvfp4-pack-quantized": CT_NVFP4,
-    "mxfp4-pack-quantized": CT_MXFP4,
+    CT_MXFP4_FORMAT: CT_MXFP4,
     "float-quantized": CT_FP8,
 }
 SUPPORTED = (
@@ -24,6 +29,17 @@ SUPPORTED = (
     "ModelOpt NVFP4 (hf_quant_config.json or quant_method 'modelopt'), gpt-oss MXFP4 "
     "(quant_method 'mxfp4'), FP8 block (quant_method 'fp8' with weight_block_size)"
 )
+# Detected.family: whose quantization_config (or hf_quant_config.json) it is
+MODELOPT, COMPRESSED_TENSORS, GPT_OSS, FP8 = "modelopt", "compressed-tensors", "gpt-oss", "fp8"
+
+
+@dataclass(frozen=True)
+class ConfigGroup:
+    """One compressed-tensors config group as declared (values as written, unchecked)."""
+
+    name: str
+    format: Any  # the group's format, else the config's
+    group_size: Any  # weights.group_size; None when absent
 
 
 @dataclass
@@ -40,22 +56,35 @@ class Detected:
     activations: bool = False  # activations quantized too (input scales expected)
     notes: list[str] = field(default_factory=list)  # groups in formats we do not check
     conflicts: list[str] = field(default_factory=list)  # config.json vs hf_quant_config.json
+    family: str = ""  # MODELOPT, COMPRESSED_TENSORS, GPT_OSS, FP8, or "" for none we know
+    version: Any = None  # compressed-tensors: quantization_config.version, as written
+    groups: list[ConfigGroup] = field(default_factory=list)  # compressed-tensors, by name
+    why: str = ""  # no formats: why not ("quant_method 'gptq'", "no config_groups")
+    declared_in: str = CONFIG  # the file that says what ``why`` quotes
+
+
+def _method_detail(method: Any) -> str:
+    return f"quant_method {method!r}" if method else "no quantization_config"
 
 
 def _ct(qc: dict[str, Any], found: Detected) -> None:
     groups = qc.get("config_groups")
-    if not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values()):
+    if groups and (
+        not isinstance(groups, dict) or not all(isinstance(g, dict) for g in groups.values())
+    ):
+        found.why = "config_groups is not a map of objects"
         return
-    for name, group in sorted(groups.items()):
+    for name, group in sorted((groups or {}).items()):
         fmt = group.get("format") or qc.get("format")
         weights = group.get("weights") if isinstance(group.get("weights"), dict) else {}
+        size = weights.get("group_size")
+        found.groups.append(ConfigGroup(name, fmt, size))
         label = CT_FORMATS.get(str(fmt))
         if label is None:
             found.notes.append(f"config group {name!r}: format {fmt!r} is not checked")
             continue
         if label not in found.formats:
             found.formats.append(label)
-        size = weights.get("group_size")
         if label == CT_NVFP4:
             found.nvfp4_group = size if isinstance(size, int) else None
         elif label == CT_MXFP4:
@@ -67,23 +96,23 @@ def _ct(qc: dict[str, Any], found: Detected) -> None:
                 found.fp8_block = (int(block[0]), int(block[1]))
         if group.get("input_activations"):
             found.activations = True
+    if not found.formats:
+        found.why = "; ".join(found.notes) or "no config_groups"
 
 
-def _modelopt(ckpt: Checkpoint, qc: dict[str, Any]) -> Detected | None:
-    hq = (ckpt.hf_quant or {}).get("quantization")
+def _modelopt(qc: dict[str, Any], hf_quant: dict[str, Any] | None) -> Detected | None:
+    hq = (hf_quant or {}).get("quantization")
     hq = hq if isinstance(hq, dict) else {}
     if qc.get("quant_method") != "modelopt" and not hq:
         return None
     algo = str(qc.get("quant_algo") or hq.get("quant_algo") or "")
-    producer = (ckpt.hf_quant or {}).get("producer") or qc.get("producer") or {}
+    producer = (hf_quant or {}).get("producer") or qc.get("producer") or {}
     found = Detected([], f"{producer.get('name', '?')} {producer.get('version', '?')}")
-    found.quant_algo = algo
+    found.family, found.quant_algo = MODELOPT, algo
     if "NVFP4" not in algo.upper():
-        where = HF_QUANT_CONFIG if hq else "config.json"
-        raise UsageError(
-            f"{ckpt.root / where}: ModelOpt quant_algo {algo!r} is not NVFP4",
-            hint=f"the doctor checks: {SUPPORTED}",
-        )
+        found.why = f"ModelOpt quant_algo {algo!r} is not NVFP4"
+        found.declared_in = HF_QUANT_CONFIG if hq else CONFIG
+        return found
     found.formats.append(MODELOPT_NVFP4)
     for key in ("quant_algo", "group_size"):
         ours, theirs = qc.get(key), hq.get(key)
@@ -102,27 +131,27 @@ def _modelopt(ckpt: Checkpoint, qc: dict[str, Any]) -> Detected | None:
     return found
 
 
-def detect(ckpt: Checkpoint) -> Detected:
-    """The checkpoint's formats. :raises UsageError: none we check (naming what it is)."""
-    qc = ckpt.quantization_config
+def detect(config: dict[str, Any], hf_quant: dict[str, Any] | None = None) -> Detected:
+    """The formats config.json (and hf_quant_config.json, which makes it ModelOpt) declare;
+    none, with ``why``, when we know none of them."""
+    qc = config.get("quantization_config")
+    qc = qc if isinstance(qc, dict) else {}
     method = qc.get("quant_method")
-    modelopt = _modelopt(ckpt, qc)
+    modelopt = _modelopt(qc, hf_quant)
     if modelopt is not None:
         return modelopt
     if method == "mxfp4":
-        return Detected([GPT_OSS_MXFP4], "gpt-oss (quant_method 'mxfp4')", mxfp4_group=32)
+        found = Detected([GPT_OSS_MXFP4], "gpt-oss (quant_method 'mxfp4')", mxfp4_group=32)
+        found.family = GPT_OSS
+        return found
     if method == "fp8" and isinstance(qc.get("weight_block_size"), list):
         block = qc["weight_block_size"]
-        return Detected([FP8_BLOCK], "quant_method 'fp8'", fp8_block=(block[0], block[1]))
+        found = Detected([FP8_BLOCK], "quant_method 'fp8'", fp8_block=(block[0], block[1]))
+        found.family = FP8
+        return found
     if method == "compressed-tensors":
         found = Detected([], f"compressed-tensors {qc.get('version', '(no version)')}")
+        found.family, found.version = COMPRESSED_TENSORS, qc.get("version")
         _ct(qc, found)
-        if found.formats:
-            return found
-        detail = "; ".join(found.notes) or "no config_groups"
-    else:
-        detail = f"quant_method {method!r}" if method else "no quantization_config"
-    raise UsageError(
-        f"{ckpt.root / 'config.json'}: unknown checkpoint format ({detail})",
-        hint=f"the doctor checks: {SUPPORTED}",
-    )
+        return found
+    return Detected([], "", why=_method_detail(method))
