@@ -6,7 +6,9 @@ each consumer keys on: compressed-tensors (and vLLM's compressed-tensors path) r
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
+from fp4stack.checkpoint.detect import Detected
 from fp4stack.checkpoint.doctor.common import FIX, scale_value_problems
 from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
 from fp4stack.checkpoint.reader import Checkpoint
@@ -32,76 +34,76 @@ def _expected_shape(
     return ()  # other strategies: shape not checked
 
 
-def check_fp8(
-    ckpt: Checkpoint,
-    compressed_tensors: bool,
-    strategy: str | None,
-    block: tuple[int, int] | None,
-    report: Report,
-    headers_only: bool,
-) -> int:
-    """Validate every FP8 weight's scale (name, dtype, shape, values); returns the count."""
-    want, other = (CT_NAME, FP8_NAME) if compressed_tensors else (FP8_NAME, CT_NAME)
-    weights = [
-        n
-        for n in sorted(ckpt.where)
-        if n.endswith(".weight") and ckpt.info(n).dtype in ("F8_E4M3", "F8_E5M2")
-    ]
-    renames = []
-    for name in weights:
-        base = name.removesuffix(".weight")
-        right, wrong = f"{base}.{want}", f"{base}.{other}"
-        if right in ckpt.where and wrong in ckpt.where:
+@dataclass(frozen=True)
+class Fp8Checker:
+    """The :class:`~fp4stack.checkpoint.doctor.checkers.FormatChecker` of block FP8
+    (``quant_method: fp8``) or (``compressed_tensors``) compressed-tensors float-quantized."""
+
+    compressed_tensors: bool
+
+    def check(self, ckpt: Checkpoint, found: Detected, report: Report, headers_only: bool) -> int:
+        """Validate every FP8 weight's scale (name, dtype, shape, values); returns the count."""
+        want, other = (CT_NAME, FP8_NAME) if self.compressed_tensors else (FP8_NAME, CT_NAME)
+        weights = [
+            n
+            for n in sorted(ckpt.where)
+            if n.endswith(".weight") and ckpt.info(n).dtype in ("F8_E4M3", "F8_E5M2")
+        ]
+        renames = []
+        for name in weights:
+            base = name.removesuffix(".weight")
+            right, wrong = f"{base}.{want}", f"{base}.{other}"
+            if right in ckpt.where and wrong in ckpt.where:
+                report.add(
+                    Finding(
+                        "error",
+                        NAME_CODE,
+                        ckpt.label(wrong),
+                        f"both {want!r} and {other!r} are present",
+                        "keep the one the producer wrote; the other is stale",
+                    )
+                )
+            elif wrong in ckpt.where:
+                renames.append(Repair("rename", target=wrong, new_name=right))
+            elif right not in ckpt.where:
+                report.add(
+                    Finding(
+                        "error",
+                        "missing-partner",
+                        ckpt.label(name),
+                        f"FP8 weight without its scale {right!r}",
+                        "the checkpoint is incomplete: re-export it",
+                    )
+                )
+                continue
+            _check_scale(
+                ckpt,
+                name,
+                right if right in ckpt.where else wrong,
+                found.fp8_strategy,
+                found.fp8_block,
+                report,
+                headers_only,
+            )
+        if renames:
+            who = (
+                "compressed-tensors (its loader, and vLLM's compressed-tensors path)"
+                if self.compressed_tensors
+                else "vLLM's Fp8Config (quant_method 'fp8')"
+            )
             report.add(
                 Finding(
                     "error",
                     NAME_CODE,
-                    ckpt.label(wrong),
-                    f"both {want!r} and {other!r} are present",
-                    "keep the one the producer wrote; the other is stale",
+                    ckpt.label(renames[0].target),
+                    f"{len(renames)} FP8 scales are named {other!r}, but {who} reads {want!r}: "
+                    "they would not load (missing-weight error, or left uninitialised)",
+                    f"`{FIX}` renames them (the bytes are copied unchanged)",
+                    repairs=tuple(renames),
                 )
             )
-        elif wrong in ckpt.where:
-            renames.append(Repair("rename", target=wrong, new_name=right))
-        elif right not in ckpt.where:
-            report.add(
-                Finding(
-                    "error",
-                    "missing-partner",
-                    ckpt.label(name),
-                    f"FP8 weight without its scale {right!r}",
-                    "the checkpoint is incomplete: re-export it",
-                )
-            )
-            continue
-        _check_scale(
-            ckpt,
-            name,
-            right if right in ckpt.where else wrong,
-            strategy,
-            block,
-            report,
-            headers_only,
-        )
-    if renames:
-        who = (
-            "compressed-tensors (its loader, and vLLM's compressed-tensors path)"
-            if compressed_tensors
-            else "vLLM's Fp8Config (quant_method 'fp8')"
-        )
-        report.add(
-            Finding(
-                "error",
-                NAME_CODE,
-                ckpt.label(renames[0].target),
-                f"{len(renames)} FP8 scales are named {other!r}, but {who} reads {want!r}: "
-                "they would not load (missing-weight error, or left uninitialised)",
-                f"`{FIX}` renames them (the bytes are copied unchanged)",
-                repairs=tuple(renames),
-            )
-        )
-    _orphans(ckpt, report)
-    return len(weights)
+        _orphans(ckpt, report)
+        return len(weights)
 
 
 def _check_scale(

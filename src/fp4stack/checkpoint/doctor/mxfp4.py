@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fp4stack.checkpoint.detect import CT_NVFP4, Detected
 from fp4stack.checkpoint.doctor.common import FIX, check_packed_dtype
 from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
 from fp4stack.checkpoint.mxfp4_bias import (
@@ -70,35 +71,35 @@ def _nvfp4_modules(ckpt: Checkpoint, report: Report) -> None:
             )
 
 
-def check_mxfp4(
-    ckpt: Checkpoint,
-    gpt_oss: bool,
-    group: int | None,
-    report: Report,
-    headers_only: bool,
-    nvfp4_too: bool = False,
-) -> int:
-    """Validate every MXFP4 unit and the scales' E8M0 bias; returns how many units."""
-    if group not in (None, GROUP):
-        report.add(
-            Finding(
-                "error",
-                "mxfp4-group-size",
-                "config.json",
-                f"MXFP4 group_size is {group}; MX blocks are 32",
-                "fix the config to the group size the scales were made with",
+@dataclass(frozen=True)
+class Mxfp4Checker:
+    """The :class:`~fp4stack.checkpoint.doctor.checkers.FormatChecker` of compressed-tensors'
+    or (``gpt_oss``) gpt-oss's MXFP4."""
+
+    gpt_oss: bool
+
+    def check(self, ckpt: Checkpoint, found: Detected, report: Report, headers_only: bool) -> int:
+        """Validate every MXFP4 unit and the scales' E8M0 bias; returns how many units."""
+        if found.mxfp4_group not in (None, GROUP):
+            report.add(
+                Finding(
+                    "error",
+                    "mxfp4-group-size",
+                    "config.json",
+                    f"MXFP4 group_size is {found.mxfp4_group}; MX blocks are 32",
+                    "fix the config to the group size the scales were made with",
+                )
             )
-        )
-    units = _units(ckpt, gpt_oss)
-    if not gpt_oss and not nvfp4_too:
-        _nvfp4_modules(ckpt, report)
-    for unit in units:
-        _check_unit(ckpt, unit, report, headers_only)
-    _orphans(ckpt, units, gpt_oss, report)
-    good = [u for u in units if u.scale in ckpt.where]
-    if good:
-        _check_bias(ckpt, good, report, headers_only)
-    return len(units)
+        units = _units(ckpt, self.gpt_oss)
+        if not self.gpt_oss and CT_NVFP4 not in found.formats:
+            _nvfp4_modules(ckpt, report)
+        for unit in units:
+            _check_unit(ckpt, unit, report, headers_only)
+        _orphans(ckpt, units, self.gpt_oss, report)
+        good = [u for u in units if u.scale in ckpt.where]
+        if good:
+            _check_bias(ckpt, good, report, headers_only)
+        return len(units)
 
 
 def _check_unit(ckpt: Checkpoint, unit: Unit, report: Report, headers_only: bool) -> None:

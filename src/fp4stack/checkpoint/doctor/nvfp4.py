@@ -66,25 +66,30 @@ def _modelopt_units(ckpt: Checkpoint) -> list[Unit]:
     return out
 
 
-def check_nvfp4(
-    ckpt: Checkpoint, found: Detected, modelopt: bool, report: Report, headers_only: bool
-) -> int:
-    """Validate every NVFP4 unit; returns how many there are."""
-    if found.nvfp4_group not in (None, GROUP):
-        report.add(
-            Finding(
-                "error",
-                "nvfp4-group-size",
-                "config.json",
-                f"NVFP4 group_size is {found.nvfp4_group}; NVFP4 blocks are 16",
-                "fix the config to the group size the scales were made with",
+@dataclass(frozen=True)
+class Nvfp4Checker:
+    """The :class:`~fp4stack.checkpoint.doctor.checkers.FormatChecker` of compressed-tensors'
+    or (``modelopt``) ModelOpt's NVFP4."""
+
+    modelopt: bool
+
+    def check(self, ckpt: Checkpoint, found: Detected, report: Report, headers_only: bool) -> int:
+        """Validate every NVFP4 unit; returns how many there are."""
+        if found.nvfp4_group not in (None, GROUP):
+            report.add(
+                Finding(
+                    "error",
+                    "nvfp4-group-size",
+                    "config.json",
+                    f"NVFP4 group_size is {found.nvfp4_group}; NVFP4 blocks are 16",
+                    "fix the config to the group size the scales were made with",
+                )
             )
-        )
-    units = _modelopt_units(ckpt) if modelopt else _ct_units(ckpt)
-    for unit in units:
-        _check_unit(ckpt, unit, found.activations, report, headers_only)
-    _orphans(ckpt, units, modelopt, CT_MXFP4 in found.formats, report)
-    return len(units)
+        units = _modelopt_units(ckpt) if self.modelopt else _ct_units(ckpt)
+        for unit in units:
+            _check_unit(ckpt, unit, found.activations, report, headers_only)
+        _orphans(ckpt, units, self.modelopt, CT_MXFP4 in found.formats, report)
+        return len(units)
 
 
 def _missing(ckpt: Checkpoint, unit: Unit, partner: str, what: str) -> Finding:

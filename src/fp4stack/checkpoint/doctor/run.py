@@ -5,30 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from fp4stack.checkpoint import detect
+from fp4stack.checkpoint.doctor.checkers import checker
 from fp4stack.checkpoint.doctor.common import check_layout
 from fp4stack.checkpoint.doctor.consumers import consumer_verdicts
 from fp4stack.checkpoint.doctor.findings import SEVERITIES, Finding, Report
-from fp4stack.checkpoint.doctor.fp8 import check_fp8
-from fp4stack.checkpoint.doctor.mxfp4 import check_mxfp4
-from fp4stack.checkpoint.doctor.nvfp4 import check_nvfp4
 from fp4stack.checkpoint.reader import Checkpoint, open_checkpoint
 from fp4stack.core.errors import UsageError
 
 
 def _validate(ckpt: Checkpoint, found: detect.Detected, report: Report) -> int:
-    quantized = 0
-    h = report.headers_only
-    for fmt in found.formats:
-        if fmt in (detect.CT_NVFP4, detect.MODELOPT_NVFP4):
-            quantized += check_nvfp4(ckpt, found, fmt == detect.MODELOPT_NVFP4, report, h)
-        elif fmt in (detect.CT_MXFP4, detect.GPT_OSS_MXFP4):
-            nvfp4_too = detect.CT_NVFP4 in found.formats
-            gpt = fmt == detect.GPT_OSS_MXFP4
-            quantized += check_mxfp4(ckpt, gpt, found.mxfp4_group, report, h, nvfp4_too)
-        else:
-            block = found.fp8_block
-            quantized += check_fp8(ckpt, fmt == detect.CT_FP8, found.fp8_strategy, block, report, h)
-    return quantized
+    """Each detected format's checker; returns how many quantized weights they found."""
+    return sum(
+        checker(fmt).check(ckpt, found, report, report.headers_only) for fmt in found.formats
+    )
 
 
 def _detect(ckpt: Checkpoint) -> detect.Detected:
