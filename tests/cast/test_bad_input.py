@@ -387,18 +387,18 @@ def test_write_failure_is_a_convert_error(tmp_path, run_cli, monkeypatch):
     raised as ConvertError from the OSError, and leaves nothing behind."""
     import errno
 
-    from fp4stack.checkpoint.cast import run
+    from fp4stack.checkpoint.cast import pipeline
     from fp4stack.core.errors import ConvertError
 
     def full_disk(path: Path, head: bytes, size: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(run, "create_output", full_disk)
+    monkeypatch.setattr(pipeline, "create_output", full_disk)
     src, dst = make_src(tmp_path / "src"), tmp_path / "dst"
     code, _, err = run_cli(src, dst)
     assert code == 1 and err.startswith("ERROR: ") and "Traceback" not in err, (code, err)
     assert os.strerror(errno.ENOSPC) in err and "model.safetensors" in err
     with pytest.raises(ConvertError) as exc:
-        run.cast_checkpoint(src, dst, "modelopt", 1, False)
+        pipeline.cast_checkpoint(src, dst, "modelopt", 1, False)
     assert isinstance(exc.value.__cause__, OSError)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

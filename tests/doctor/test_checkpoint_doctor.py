@@ -10,7 +10,7 @@ import doctor_ckpt as dc
 import numpy as np
 import pytest
 
-from fp4stack.checkpoint.doctor.run import diagnose
+from fp4stack.checkpoint.doctor.diagnose import diagnose
 from fp4stack.checkpoint.fp4 import E4M3_VALUES
 from fp4stack.checkpoint.reader import INDEX_NAME
 

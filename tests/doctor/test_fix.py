@@ -13,7 +13,7 @@ import numpy as np
 from test_checkpoint_doctor import _rename_all, _widen_scales
 
 from fp4stack.checkpoint import fix as fix_module
-from fp4stack.checkpoint.doctor.run import diagnose
+from fp4stack.checkpoint.doctor.diagnose import diagnose
 from fp4stack.checkpoint.fp4 import E4M3_VALUES
 from fp4stack.checkpoint.reader import INDEX_NAME, open_checkpoint
 

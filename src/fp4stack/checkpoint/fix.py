@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fp4stack.checkpoint.doctor.diagnose import diagnose_open
 from fp4stack.checkpoint.doctor.findings import Finding, Repair
 from fp4stack.checkpoint.doctor.nvfp4 import exact_e4m3
-from fp4stack.checkpoint.doctor.run import diagnose_open
 from fp4stack.checkpoint.fp4 import e4m3_encode
 from fp4stack.checkpoint.mxfp4_bias import to_standard
 from fp4stack.checkpoint.outdir import check_paths, finalize, make_temp

@@ -79,7 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Run the cast with a progress bar on stderr; print the per-tensor report on stdout."""
-    from fp4stack.checkpoint.cast.run import cast_checkpoint
+    from fp4stack.checkpoint.cast.pipeline import cast_checkpoint
     from fp4stack.cli.cast_report import format_report
     from fp4stack.cli.progress import Progress
 

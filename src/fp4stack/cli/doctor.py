@@ -142,7 +142,7 @@ def run_doctor(args: argparse.Namespace) -> int:
         env = check_env(load_project(), args.python)
         print(json.dumps(env.to_json(), indent=2) if args.json else format_env(env))
         return 1 if env.affected else 0
-    from fp4stack.checkpoint.doctor.run import diagnose
+    from fp4stack.checkpoint.doctor.diagnose import diagnose
 
     report = diagnose(args.checkpoint, headers_only=args.headers_only)
     print(json.dumps(report.to_json(), indent=2) if args.json else format_checkpoint(report))

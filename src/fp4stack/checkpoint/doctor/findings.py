@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+FIX = "fp4stack fix CHECKPOINT OUT"  # the command a finding's fix names for its repairs
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 
 from fp4stack.checkpoint.detect import Detected
-from fp4stack.checkpoint.doctor.common import FIX, scale_value_problems
-from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
+from fp4stack.checkpoint.doctor.findings import FIX, Finding, Repair, Report
+from fp4stack.checkpoint.doctor.tensor_checks import scale_value_problems
 from fp4stack.checkpoint.reader import Checkpoint
 
 CT_NAME, FP8_NAME = "weight_scale", "weight_scale_inv"

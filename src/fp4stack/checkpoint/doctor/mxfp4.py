@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fp4stack.checkpoint.detect import CT_NVFP4, Detected
-from fp4stack.checkpoint.doctor.common import FIX, check_packed_dtype
-from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
+from fp4stack.checkpoint.doctor.findings import FIX, Finding, Repair, Report
+from fp4stack.checkpoint.doctor.tensor_checks import check_packed_dtype
 from fp4stack.checkpoint.mxfp4_bias import (
     CT_BUG_BIAS,
     E8M0_DTYPES,

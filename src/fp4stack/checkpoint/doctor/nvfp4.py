@@ -9,13 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from fp4stack.checkpoint.detect import CT_MXFP4, Detected
-from fp4stack.checkpoint.doctor.common import (
-    FIX,
+from fp4stack.checkpoint.doctor.findings import FIX, Finding, Repair, Report
+from fp4stack.checkpoint.doctor.tensor_checks import (
     check_packed_dtype,
     check_scalar,
     scale_value_problems,
 )
-from fp4stack.checkpoint.doctor.findings import Finding, Repair, Report
 from fp4stack.checkpoint.fp4 import E4M3_MAX, E4M3_VALUES, e4m3_encode
 from fp4stack.checkpoint.reader import Checkpoint
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from fp4stack.checkpoint import detect
 from fp4stack.checkpoint.doctor.checkers import checker
-from fp4stack.checkpoint.doctor.common import check_layout
 from fp4stack.checkpoint.doctor.consumers import consumer_verdicts
 from fp4stack.checkpoint.doctor.findings import SEVERITIES, Finding, Report
+from fp4stack.checkpoint.doctor.shard_checks import check_layout
 from fp4stack.checkpoint.reader import Checkpoint, open_checkpoint
 from fp4stack.core.errors import UsageError
 
