@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fp4stack.checkpoint.reader import CONFIG, HF_QUANT_CONFIG
+from fp4stack.core.formats import FORMATS
 
-CT_NVFP4 = "compressed-tensors nvfp4-pack-quantized"
-CT_MXFP4 = "compressed-tensors mxfp4-pack-quantized"
-CT_FP8 = "compressed-tensors float-quantized"
-MODELOPT_NVFP4 = "modelopt nvfp4"
-GPT_OSS_MXFP4 = "gpt-oss mxfp4"
-FP8_BLOCK = "fp8 block (quant_method fp8)"
+# the formats' labels, as core.formats names them for the doctor's output
+CT_NVFP4 = FORMATS["compressed-tensors-nvfp4"]
+CT_MXFP4 = FORMATS["compressed-tensors-mxfp4"]
+CT_FP8 = FORMATS["compressed-tensors-fp8"]
+MODELOPT_NVFP4 = FORMATS["modelopt-nvfp4"]
+GPT_OSS_MXFP4 = FORMATS["gpt-oss-mxfp4"]
+FP8_BLOCK = FORMATS["fp8-block"]
 CT_MXFP4_FORMAT = "mxfp4-pack-quantized"
 CT_FORMATS = {
     "nvfp4-pack-quantized": CT_NVFP4,

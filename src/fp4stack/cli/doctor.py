@@ -19,9 +19,12 @@ float-quantized / FP8 block; ModelOpt NVFP4; gpt-oss MXFP4; quant_method fp8 blo
 check every quantized tensor against it: names, dtypes, shapes, block and group sizes,
 global scales, NaN/Inf/zero scales, missing or orphan partners, the block-FP8 scale name
 each consumer reads, the E8M0 bias of MXFP4 scales (compressed-tensors 0.13.0 wrote 125),
-and bf16 NVFP4 scales (the nvfp4-fix tool's fix-model). Then which consumer versions load
-it, and which need one of fp4stack's patches. Reads headers and the scale tensors only,
-never the weights; --headers-only reads nothing but headers (seconds for 100 GB).
+and bf16 NVFP4 scales (the nvfp4-fix tool's fix-model). Then, for every release line
+fp4stack carries of a consumer that reads the format (upstream/pins.toml): loads as
+released, needs-patch (the line's patches whose Affects: trailers name such checkpoints,
+and the `fp4stack install` that brings them), or does-not-load. Reads headers and the scale
+tensors only, never the weights; --headers-only reads nothing but headers (seconds for
+100 GB).
 
 --env: for compressed-tensors, vLLM, ModelOpt and transformers installed for PY (default:
 this interpreter), say whether each is an fp4stack build (its line and series id), and for
@@ -142,9 +145,14 @@ def run_doctor(args: argparse.Namespace) -> int:
         env = check_env(load_project(), args.python)
         print(json.dumps(env.to_json(), indent=2) if args.json else format_env(env))
         return 1 if env.affected else 0
-    from fp4stack.checkpoint.doctor.diagnose import diagnose
+    from fp4stack.operations.diagnosis import diagnose_checkpoint
+    from fp4stack.stack.pins import load_project
 
-    report = diagnose(args.checkpoint, headers_only=args.headers_only)
+    try:
+        project = load_project()
+    except UsageError:
+        project = None  # the checkpoint's own checks need no checkout
+    report = diagnose_checkpoint(args.checkpoint, project, headers_only=args.headers_only)
     print(json.dumps(report.to_json(), indent=2) if args.json else format_checkpoint(report))
     return 0 if report.healthy else 1
 

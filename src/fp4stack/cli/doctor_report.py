@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 
 from fp4stack.checkpoint.doctor.findings import SEVERITIES, Finding, Report
@@ -42,12 +43,13 @@ def format_checkpoint(report: Report) -> str:
         lines += ["", "consumers:"]
         width = max(len(c.verdict) for c in report.consumers)
         for c in report.consumers:
-            lines.append(f"  {c.verdict.ljust(width)}  {c.consumer}: {c.detail}")
-            extra = [
-                p for p in (c.patch and f"patch: {c.patch}", c.command and f"run: {c.command}") if p
-            ]
-            if extra:
-                lines.append(f"  {' ' * width}    {'; '.join(extra)}")
+            indent = " " * (width + 4)
+            lines += textwrap.wrap(f"{c.consumer}: {c.detail}", 100, break_long_words=False,
+                                   initial_indent=f"  {c.verdict.ljust(width)}  ",
+                                   subsequent_indent=indent + "  ")  # fmt: skip
+            extra = [f"patch: {p}" for p in c.patches]
+            extra += [f"run: {c.command}"] if c.command else []
+            lines += [f"  {' ' * width}    {e}" for e in extra]
     return "\n".join(lines)
 
 

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_upstream_args(parser: argparse.ArgumentParser) -> None:
-    """Positional lines (`vllm@0.28.0`) or upstreams (all their lines); none means all."""
+    """Positional lines (`<upstream>@<version>`) or upstreams (all their lines); none means all."""
     parser.add_argument(
         "upstreams",
         nargs="*",

@@ -23,8 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "docs/drift/<upstream>-<from>-to-<to>.md (and the .json beside it). Exit 0; 2 for "
         "a bad line or a version the index does not have.",
     )
-    drift.add_argument("line", metavar="LINE", help="e.g. vllm@0.28.0")
-    drift.add_argument("version", metavar="VERSION", help="the other release, e.g. 0.33.0")
+    drift.add_argument(
+        "line", metavar="LINE", help="<upstream>@<version>, a line of upstream/pins.toml"
+    )
+    drift.add_argument("version", metavar="VERSION", help="the other release of its upstream")
     drift.add_argument(
         "--report", action="store_true", help="also write docs/drift/<…>.md and .json"
     )
@@ -43,8 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "existing line, a version the index lacks and a sha256 mismatch. Exit 0 when every "
         "patch applied, 1 on a conflict, 2 on bad input.",
     )
-    rebase.add_argument("line", metavar="LINE", help="the line to start from, e.g. vllm@0.28.0")
-    rebase.add_argument("version", metavar="VERSION", help="the newer release, e.g. 0.33.0")
+    rebase.add_argument("line", metavar="LINE", help="the line to start from: <upstream>@<version>")
+    rebase.add_argument("version", metavar="VERSION", help="the newer release of its upstream")
     rebase.add_argument("--no-tests", action="store_true", help="let drift's text decide")
     rebase.set_defaults(func=run_rebase)
 

@@ -1,4 +1,5 @@
-"""Diagnose one checkpoint: open, detect, validate, and name the consumers' verdicts."""
+"""Diagnose one checkpoint: open, detect, validate, say what it is in the vocabulary of
+patch headers, and give the verdicts that need no release line (repairs, the cast)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from fp4stack.checkpoint import detect
 from fp4stack.checkpoint.doctor.checkers import checker
-from fp4stack.checkpoint.doctor.consumers import consumer_verdicts
+from fp4stack.checkpoint.doctor.consumers import profile, repair_and_tool_verdicts
 from fp4stack.checkpoint.doctor.findings import SEVERITIES, Finding, Report
 from fp4stack.checkpoint.doctor.shard_checks import check_layout
 from fp4stack.checkpoint.reader import Checkpoint, open_checkpoint
@@ -80,7 +81,8 @@ def diagnose_open(ckpt: Checkpoint, headers_only: bool = False) -> Report:
         )
     report.findings = _dedupe(report.findings)
     e8m0fnu = any(ckpt.info(n).dtype == "F8_E8M0" for n in ckpt.where)
-    report.consumers = consumer_verdicts(found, ckpt.config, report.findings, e8m0fnu)
+    report.profile = profile(found, ckpt.config, list(ckpt.where), e8m0fnu)
+    report.consumers = repair_and_tool_verdicts(found, report.findings)
     return report
 
 

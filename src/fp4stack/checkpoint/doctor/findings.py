@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from fp4stack.core.formats import Profile
+
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 FIX = "fp4stack fix CHECKPOINT OUT"  # the command a finding's fix names for its repairs
@@ -55,7 +57,7 @@ class ConsumerVerdict:
     consumer: str
     verdict: Literal["loads", "needs-patch", "needs-fix", "does-not-load", "unknown"]
     detail: str
-    patch: str = ""  # patches/<upstream>/<version>/<name>.patch when one of ours is needed
+    patches: tuple[str, ...] = ()  # patches/<upstream>/<version>/<name>.patch of ours needed
     command: str = ""  # the command that gets the consumer there
 
 
@@ -70,6 +72,8 @@ class Report:
     headers_only: bool
     findings: list[Finding] = field(default_factory=list)
     consumers: list[ConsumerVerdict] = field(default_factory=list)
+    # what the checkpoint is in the vocabulary of patch headers (set once detected)
+    profile: Profile | None = None
 
     def add(self, finding: Finding) -> None:
         self.findings.append(finding)
