@@ -7,9 +7,9 @@ f32 scalar, ``X_bias`` (E, out); ``quant_algo`` W4A16_NVFP4.
 
 Checkpoints (built inside the tests, no Hub):
 
-- ``cast``: a tiny MXFP4 gpt-oss checkpoint (``tests/cast/cast_ckpt.py``) converted by
-  ``python -m fp4stack cast mxfp4-to-nvfp4 --format modelopt`` from this repository's
-  ``src/`` (the cast needs only numpy, which this venv has);
+- ``cast``: a tiny MXFP4 gpt-oss checkpoint (``tests/fp4stack/checkpoint/cast/cast_ckpt.py``)
+  converted by ``python -m fp4stack cast mxfp4-to-nvfp4 --format modelopt`` from this
+  repository's ``src/`` (the cast needs only numpy, which this venv has);
 - ``modelopt``: ``tests/vllm/data/gpt_oss_nvfp4_modelopt/``, written by the patched
   ModelOpt 0.44.0's ``export_hf_checkpoint`` in the ModelOpt test venv
   (``tests/modelopt/make_gpt_oss_nvfp4_fixture.py`` regenerates it, and
@@ -117,7 +117,8 @@ GPT_OSS_CONFIG = {
 
 
 def _cast_ckpt_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("cast_ckpt", REPO / "tests/cast/cast_ckpt.py")
+    path = REPO / "tests/fp4stack/checkpoint/cast/cast_ckpt.py"
+    spec = importlib.util.spec_from_file_location("cast_ckpt", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

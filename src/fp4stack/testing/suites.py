@@ -105,7 +105,8 @@ def run_upstream(project: Project, line: Line, recipe: EnvRecipe | None = None) 
 
 
 def run_tools(project: Project) -> Outcome:
-    """Our tests that need no upstream: the machinery and the checkpoint tools."""
+    """Our tests that need no upstream: each directory of tests/ that is no upstream's, which
+    is tests/fp4stack/ (one directory per package of src/fp4stack/)."""
     outcome = Outcome("fp4stack tools", has_upstream=False)
     with outcome.timed("env"):
         venv = tool_env(project)
