@@ -9,6 +9,7 @@ in venvs without fp4stack.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,3 +49,15 @@ def run_cli(capsys: pytest.CaptureFixture) -> Callable:
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def pip_env(monkeypatch, tmp_path):
+    """pip configured by the test alone: no config files, no PIP_* or proxy variables."""
+    for name in list(os.environ):
+        if name.startswith("PIP_") or name.lower() in {"http_proxy", "https_proxy", "all_proxy"}:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    return monkeypatch

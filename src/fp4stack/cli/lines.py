@@ -1,4 +1,5 @@
-"""``drift`` and ``rebase``: move a line's patches to another release of its upstream."""
+"""``outdated``, ``drift`` and ``rebase``: see a release coming, and move a line's patches to
+another release of its upstream."""
 
 from __future__ import annotations
 
@@ -50,6 +51,25 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     rebase.add_argument("--no-tests", action="store_true", help="let drift's text decide")
     rebase.set_defaults(func=run_rebase)
 
+    outdated = subparsers.add_parser(
+        "outdated",
+        help="is there a release newer than our newest line that still needs our patches",
+        description="For each UPSTREAM (default: all), read the index pip is configured with "
+        "(one page per upstream): its newest final release (pre-releases and yanked files "
+        "skipped) against our newest line. For a newer release, run `drift` of that line "
+        "against it (its pristine sdist/wheel, and a test venv unless --no-tests) and give "
+        "each patch's verdict: already upstream, still needed, applies, conflicts. The "
+        "answer is kept in build/outdated/<upstream>.json against the line's series and the "
+        "release, so a run that finds nothing new downloads nothing more. Exit 0 when no "
+        "newer release needs one of our patches, 1 when one does (add a line with `fp4stack "
+        "rebase <newest line> <release>`), 2 on bad input.",
+    )
+    outdated.add_argument("upstreams", nargs="*", metavar="UPSTREAM",
+                          help="an upstream of upstream/pins.toml (default: all)")  # fmt: skip
+    outdated.add_argument("--json", action="store_true", help="print JSON for scripts")
+    outdated.add_argument("--no-tests", action="store_true", help="let drift's text decide")
+    outdated.set_defaults(func=run_outdated)
+
 
 def run_drift(args: argparse.Namespace) -> int:
     from fp4stack.operations.release_drift import compare
@@ -79,3 +99,32 @@ def run_rebase(args: argparse.Namespace) -> int:
     print(f"{done.line.id}: {len(done.kept)} patches applied, {len(done.dropped)} dropped "
           f"(see {done.line.patch_dir}/CHANGELOG.md)")  # fmt: skip
     return 0
+
+
+def run_outdated(args: argparse.Namespace) -> int:
+    import json
+
+    from fp4stack.operations.outdated import outdated
+    from fp4stack.stack.pins import load_project
+
+    statuses = outdated(load_project(), args.upstreams, run_tests=not args.no_tests)
+    if args.json:
+        print(json.dumps([s.to_json() for s in statuses], indent=2))
+    for status in [] if args.json else statuses:
+        release = status.newest_release or "(no release listed)"
+        if not status.newer:
+            print(f"{status.upstream}: up to date: newest release {release}, line "
+                  f"{status.newest_line}")  # fmt: skip
+            continue
+        word = "OUTDATED" if status.outdated else "newer release, every fix already upstream"
+        cached = " (cached)" if status.cached else ""
+        print(f"{status.upstream}: {word}: {release} > line {status.newest_line}{cached}")
+        for p in status.patches:
+            print(f"  {p.verdict:<17} {p.patch}")
+            if p.evidence:
+                print(f"  {'':<17} ({p.evidence})")
+        if status.decided_by != "tests":
+            print(f"  decided by: {status.decided_by}")
+        if status.outdated:
+            print(f"  run: fp4stack rebase {status.newest_line} {release}")
+    return 1 if any(s.outdated for s in statuses) else 0

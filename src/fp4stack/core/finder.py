@@ -81,6 +81,7 @@ class Listed:
     filename: str
     url: str
     sha256: str | None
+    yanked: bool = False  # withdrawn by its publisher (PEP 592): pip skips it
 
 
 def list_files(client: Client, distribution: str) -> list[Listed]:
@@ -99,10 +100,11 @@ def list_files(client: Client, distribution: str) -> list[Listed]:
             misses.append((where, miss))
             continue
         for link in links:
-            sha = (link.hash_option or {}).get("sha256")
+            shas = (link.hash_option or {}).get("sha256")
+            sha = shas[0] if shas else None
             found.setdefault(
                 link.filename,
-                Listed(link.filename, link.url_without_fragment, sha[0] if sha else None),
+                Listed(link.filename, link.url_without_fragment, sha, link.is_yanked),
             )
     if not found and misses:
         tried = "; ".join(f"{redact(where)}: {miss}" for where, miss in misses)

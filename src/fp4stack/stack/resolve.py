@@ -79,7 +79,29 @@ def resolve(project: Project, line: Line, version: str) -> Line:
     return target
 
 
-def _pick(line: Line, version: str, files: list[Listed]) -> dict[str, Listed]:
+def newest_release(line: Line) -> str | None:
+    """The newest final release of ``line``'s distribution on the index pip is configured
+    with that has the files a line needs (the wheel with the line's tags, and the sdist when
+    the line's tree comes from one); pre-releases, dev releases and yanked files skipped."""
+    from fp4stack.core import finder, transport
+    from fp4stack.core.pipconfig import pip_settings
+
+    with transport.session(pip_settings()) as client:
+        files = [f for f in finder.list_files(client, line.distribution) if not f.yanked]
+    complete = [
+        release
+        for release, kinds in _releases(line, files).items()
+        if not release.is_prerelease and all(k in kinds for k in _needed(line))
+    ]
+    return str(max(complete)) if complete else None
+
+
+def _needed(line: Line) -> tuple[str, ...]:
+    return ("wheel", "sdist") if line.source == "sdist" else ("wheel",)
+
+
+def _releases(line: Line, files: list[Listed]) -> dict[Version, dict[str, Listed]]:
+    """The listed files of ``line``'s distribution by release: kind (wheel, sdist) -> file."""
     name = canonicalize_name(line.distribution)
     tags = line.wheel.filename.removesuffix(".whl").split("-", 2)[2]
     releases: dict[Version, dict[str, Listed]] = {}
@@ -89,9 +111,14 @@ def _pick(line: Line, version: str, files: list[Listed]) -> dict[str, Listed]:
             _, release, kind, file_tags = parsed
             if kind == "sdist" or file_tags == tags:
                 releases.setdefault(release, {})[kind] = listed
+    return releases
+
+
+def _pick(line: Line, version: str, files: list[Listed]) -> dict[str, Listed]:
+    tags = line.wheel.filename.removesuffix(".whl").split("-", 2)[2]
+    releases = _releases(line, files)
     wanted = releases.get(Version(version), {})
-    needed = ("wheel", "sdist") if line.source == "sdist" else ("wheel",)
-    if missing := [k for k in needed if k not in wanted]:
+    if missing := [k for k in _needed(line) if k not in wanted]:
         known = ", ".join(str(v) for v in sorted(releases)[-8:]) or "none"
         raise UsageError(
             f"the index has no {line.distribution} {version} "

@@ -23,6 +23,7 @@ class Index:
         self.page = "json"  # json | html | badjson | status:<code>
         self.truncate = False
         self.advertised: dict[str, str] = {}
+        self.yanked: set[str] = set()  # files listed as withdrawn (PEP 592)
         self.requests: list[tuple[str, str | None]] = []
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.index = self  # type: ignore[attr-defined]
@@ -82,7 +83,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             )
             return self._answer(200, f"<html><body>{links}</body></html>".encode(), "text/html")
         files = [
-            {"filename": n, "url": f"../../files/{n}", "hashes": {"sha256": index.sha256(n)}}
+            {
+                "filename": n,
+                "url": f"../../files/{n}",
+                "hashes": {"sha256": index.sha256(n)},
+                "yanked": n in index.yanked,
+            }
             for n in index.files
         ]
         body = json.dumps({"meta": {"api-version": "1.0"}, "name": project, "files": files})
