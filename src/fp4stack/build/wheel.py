@@ -19,14 +19,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from fp4stack.build.metadata import SDIST_METADATA, MetadataError, dependencies, with_dependencies
 from fp4stack.core import git
-from fp4stack.stack import sources
 from fp4stack.core.download import fetch
 from fp4stack.core.errors import BuildError, stage
 from fp4stack.core.log import log
-from fp4stack.stack.pins import Project, Line
-from fp4stack.stack.series import stack_digest
 from fp4stack.core.zipcopy import ZipCopier, raw_chunks
+from fp4stack.stack import sources
+from fp4stack.stack.pins import Line, Project
+from fp4stack.stack.series import stack_digest
 
 LOCAL_LABEL = "fp4stack"
 ID_LENGTH = 10
@@ -84,9 +85,7 @@ def build_wheel(project: Project, line: Line) -> Path:
     return target
 
 
-def _replacements(
-    project: Project, line: Line, official_path: Path
-) -> dict[str, bytes | None]:
+def _replacements(project: Project, line: Line, official_path: Path) -> dict[str, bytes | None]:
     """Wheel member -> patched bytes (None: deleted), checked against the official wheel."""
     repo = project.src(line)
     base, head = sources.UPSTREAM_BRANCH, "HEAD"
@@ -96,6 +95,10 @@ def _replacements(
         top_level = {name.split("/", 1)[0] for name in members}
         replacements: dict[str, bytes | None] = {}
         for path in git.changed_files(repo, base, head):
+            if path == SDIST_METADATA and line.source == "sdist":
+                metadata = f"{_dist_info_dir(official)}/METADATA"
+                replacements[metadata] = _carried(repo, line, official.read(metadata))
+                continue
             member = path.removeprefix(prefix)
             if not path.startswith(prefix) or member.split("/", 1)[0] not in top_level:
                 continue  # tests, docs, build files: not shipped in the wheel
@@ -107,6 +110,23 @@ def _replacements(
                 )
             replacements[member] = git.show_file(repo, head, path)
     return replacements
+
+
+def _carried(repo: Path, line: Line, metadata: bytes) -> bytes:
+    """The wheel's METADATA with the patched PKG-INFO's dependency fields (see ``metadata``)."""
+    pristine = git.show_file(repo, sources.UPSTREAM_BRANCH, SDIST_METADATA) or b""
+    patched = git.show_file(repo, "HEAD", SDIST_METADATA) or b""
+    if dependencies(pristine) != dependencies(metadata):
+        raise BuildError(
+            f"{line.id}: the pristine sdist's {SDIST_METADATA} declares other dependencies than "
+            f"{line.wheel.filename}'s METADATA: a patch to it would not say what the wheel needs"
+        )
+    try:
+        return with_dependencies(metadata, patched)
+    except MetadataError as error:
+        raise BuildError(
+            f"{line.id}: cannot carry {SDIST_METADATA}'s dependencies: {error}"
+        ) from None
 
 
 def _repack(

@@ -196,8 +196,9 @@ def form_problems(project: Project, line: Line, patch: PatchInfo) -> list[str]:
 
 
 def generated_files(files: list[str] | tuple[str, ...]) -> list[str]:
-    """The paths under a ``*.dist-info`` or ``*.egg-info`` directory."""
-    return [f for f in files if f.split("/")[0].endswith(GENERATED_METADATA)]
+    """The paths under a ``*.dist-info`` or ``*.egg-info`` directory, and an sdist's
+    ``PKG-INFO``: metadata a build writes, with no source file in upstream's git."""
+    return [f for f in files if f.split("/")[0].endswith(GENERATED_METADATA) or f == "PKG-INFO"]
 
 
 def prerequisites(project: Project, line: Line, patch: PatchInfo) -> list[PatchInfo]:
