@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from fp4stack.build.metadata import SDIST_METADATA
 from fp4stack.installed.probe import Installed
 
 Status = Literal["fixed", "affected", "unknown"]
@@ -74,7 +75,10 @@ def parse_diff(text: str) -> list[FileDiff]:
 
 
 def _installed_path(path: str, package_root: str, dist: Installed) -> Path | None:
-    """Where a patched source path lives in the installed distribution; None if not shipped."""
+    """Where a patched source path lives in the installed distribution; None if not shipped.
+    An sdist's PKG-INFO is the installed METADATA (its dependency fields: ``build.metadata``)."""
+    if path == SDIST_METADATA:
+        return dist.dist_info / "METADATA"
     rel = path.removeprefix(f"{package_root}/") if package_root else path
     if package_root and rel == path:
         return None  # outside the package root: tests, docs

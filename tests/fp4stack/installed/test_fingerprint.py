@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fp4stack.build.metadata import SDIST_METADATA
 from fp4stack.installed.fingerprint import check_series
 from fp4stack.installed.probe import Installed
 from fp4stack.stack.apply import apply
@@ -37,7 +38,9 @@ def _install(tree: Path, branch: str, files: set[str], root: str, site: Path) ->
     tops, dist_info = set(), site / "none.dist-info"
     for path in sorted(files):
         rel = path.removeprefix(f"{root}/") if root else path
-        if root and rel == path:
+        if path == SDIST_METADATA:  # the sdist's core metadata is what pip installs as METADATA
+            rel = "x.dist-info/METADATA"
+        elif root and rel == path:
             continue
         shown = subprocess.run(
             ["git", "-C", tree, "show", f"{branch}:{path}"], capture_output=True, check=False
