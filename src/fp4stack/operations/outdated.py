@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from packaging.version import Version
@@ -84,7 +84,8 @@ def _status(project: Project, line: Line, run_tests: bool) -> UpstreamStatus:
     cache = project.build / "outdated" / f"{line.upstream}.json"
     if (cached := _cached(cache, key)) is not None:
         log(f"{line.upstream}: {release} is newer than {line.id}; drift answer from {cache.name}")
-        return UpstreamStatus(**{**asdict(status), **cached, "cached": True})
+        patches, decided_by = cached
+        return replace(status, patches=patches, decided_by=decided_by, cached=True)
     log(f"{line.upstream}: {release} is newer than {line.id}: drift")
     report = compare(project, line, release, run_tests=run_tests).report
     statuses = {p.path.name: p.trailer("Upstream-Status") for p in map(parse_patch,
@@ -94,7 +95,7 @@ def _status(project: Project, line: Line, run_tests: bool) -> UpstreamStatus:
     answer = {"patches": [asdict(v) for v in verdicts], "decided_by": decided_by}
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(cache, json.dumps({"key": key, **answer}, indent=2) + "\n")
-    return UpstreamStatus(**{**asdict(status), "patches": verdicts, "decided_by": decided_by})
+    return replace(status, patches=verdicts, decided_by=decided_by)
 
 
 # "fixed differently upstream in v5.x", "Backport [0.14.0]": the release a status names
@@ -117,12 +118,13 @@ def _verdict(patch: PatchDrift, status: list[str], release: str) -> PatchVerdict
     return PatchVerdict(patch.patch, ALREADY_UPSTREAM, why)
 
 
-def _cached(path: Path, key: dict[str, object]) -> dict[str, object] | None:
+def _cached(path: Path, key: dict[str, object]) -> tuple[list[PatchVerdict], str] | None:
+    """The kept answer for ``key``: the patches' verdicts and what decided them; None when
+    there is none, it was for another series or release, or it cannot be read."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        if not isinstance(data, dict) or data.get("key") != key:
+            return None
+        return [PatchVerdict(**p) for p in data["patches"]], str(data["decided_by"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(data, dict) or data.get("key") != key:
-        return None
-    patches = [PatchVerdict(**p) for p in data.get("patches", [])]
-    return {"patches": patches, "decided_by": str(data.get("decided_by", ""))}

@@ -45,6 +45,12 @@ def test_a_newer_release_that_needs_our_patch_is_named(toy, index):
     assert status.newer and status.outdated and not status.cached
     [again] = outdated(toy, ["toy"], run_tests=False)
     assert again.cached and again.patches == status.patches
+    kept = toy.build / "outdated" / "toy.json"
+    kept.write_text(
+        '{"key": ' + json.dumps(json.loads(kept.read_text())["key"]) + ', "patches": [1]}'
+    )
+    [redone] = outdated(toy, ["toy"], run_tests=False)
+    assert not redone.cached and redone.patches == status.patches, "a bad kept answer is redone"
 
 
 def test_the_cli_exits_1_with_json_naming_the_release(toy, index, run_cli, monkeypatch):
