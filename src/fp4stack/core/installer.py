@@ -63,12 +63,16 @@ class Installer:
 
     python: Path
     settings: PipSettings
+    # a requirements file whose pins replace what packages require (uv's --override)
+    overrides: Path | None = None
 
     def install(
         self, *requirements: str | os.PathLike[str], no_deps: bool = False, reinstall: bool = False
     ) -> Result:
         """Install ``requirements`` (names with pins, wheel paths, ``-e``/``-r`` pairs)."""
         flags = [*(["--no-deps"] if no_deps else []), *(["--reinstall"] if reinstall else [])]
+        if self.overrides is not None and not no_deps:
+            flags += ["--override", str(self.overrides)]
         return self._uv(["install", *flags, *requirements])
 
     def uninstall(self, names: Sequence[str]) -> Result:

@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from fp4stack.core.errors import UsageError
@@ -47,6 +48,9 @@ class EnvSpec:
     # other upstreams whose patched wheels are installed beside this one's (with it, before
     # `pip check`): e.g. transformers' loader tested with our compressed-tensors
     wheels_from: tuple[str, ...] = ()
+    # pins that replace what the packages themselves require (uv's --override), for a pin
+    # the index cannot serve; `pip check` is then held to every requirement but these
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,7 @@ def _line(name: str, version: str, table: dict[str, Any], path: Path) -> Line:
                 tuple(env.get("remove", ())),
                 tuple(env.get("requires_no_deps", ())),
                 tuple(env.get("wheels_from", ())),
+                _requirements(where, "env.overrides", env.get("overrides", [])),
             ),
             tests=TestSpec(
                 tuple(tests.get("paths", ())),
@@ -285,6 +290,17 @@ def _line(name: str, version: str, table: dict[str, Any], path: Path) -> Line:
         )
     except (KeyError, TypeError, ValueError) as error:
         raise UsageError(f"{where}: missing or malformed key: {error}") from None
+
+
+def _requirements(where: str, key: str, values: object) -> tuple[str, ...]:
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise UsageError(f"{where}: {key} must be a list of requirements", hint=_PINS_HINT)
+    for value in values:
+        try:
+            Requirement(value)
+        except InvalidRequirement as error:
+            raise UsageError(f"{where}: {key}: {value!r}: {error}", hint=_PINS_HINT) from None
+    return tuple(values)
 
 
 def _claims(where: str, key: str, values: object) -> tuple[str, ...]:

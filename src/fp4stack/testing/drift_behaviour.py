@@ -62,6 +62,7 @@ def pristine_env(project: Project, target: Line) -> TestEnv:
     recipe = envs.EnvRecipe(
         torch=target.env.torch,
         requires=target.env.requires,
+        overrides=target.env.overrides,
         wheel=str(wheel),
         remove=target.env.remove,
     )

@@ -67,6 +67,7 @@ def upstream_recipe(project: Project, line: Line) -> EnvRecipe:
         torch=line.env.torch,
         requires=line.env.requires,
         requires_no_deps=line.env.requires_no_deps,
+        overrides=line.env.overrides,
         wheel=str(wheel),
         extra_wheels=tuple(extra),
         remove=line.env.remove,

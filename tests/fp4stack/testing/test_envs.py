@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fp4stack.core import installer
-from fp4stack.core.errors import UsageError
+from fp4stack.core.errors import EnvError, UsageError
 from fp4stack.core.pipconfig import PipSettings
 from fp4stack.core.runner import Result
 from fp4stack.stack.pins import load_project
@@ -102,4 +102,66 @@ def test_pins_wheels_from_must_name_another_line(tmp_path):
     bad = pins.replace(env, env + 'wheels_from = ["vllm@0.28.0", "nope"]\n', 1)
     (tmp_path / "upstream" / "pins.toml").write_text(bad)
     with pytest.raises(UsageError, match=r"wheels_from names vllm@0\.28\.0, nope"):
+        load_project(tmp_path)
+
+
+def test_overrides_go_to_every_resolving_install_as_a_file(tmp_path, commands):
+    """A pin the index cannot serve (vLLM 0.34.0's flashinfer-python==0.7.3) is replaced for
+    the resolver; --no-deps installs resolve nothing and take no override."""
+    recipe = envs.EnvRecipe(
+        torch="2.14.0", overrides=("flashinfer-python==0.7.4",), wheel="vllm-0.34.0.whl"
+    )
+    envs._build(tmp_path, recipe)
+
+    overrides = tmp_path / "fp4stack-overrides.txt"
+    assert overrides.read_text() == "flashinfer-python==0.7.4\n"
+    installs = [argv for argv in commands if "install" in argv and "uninstall" not in argv]
+    for argv in installs:
+        flagged = "--override" in argv and argv[argv.index("--override") + 1] == str(overrides)
+        assert flagged != ("--no-deps" in argv), argv
+    assert envs.EnvRecipe(torch="2.14.0", wheel="vllm-0.34.0.whl").digest() != recipe.digest()
+
+
+PIP_CHECK = (
+    "vllm 0.34.0+fp4stack.1a2b has requirement flashinfer-python==0.7.3, "
+    "but you have flashinfer-python 0.7.4.\n"
+    "vllm 0.34.0+fp4stack.1a2b has requirement cuda-python<13, but you have cuda-python 13.4.4.\n"
+)
+
+
+def test_pip_check_forgives_only_the_overridden_distribution():
+    unmet = envs.unexpected_conflicts(PIP_CHECK, ("flashinfer_python==0.7.4",))
+    assert unmet == [PIP_CHECK.splitlines()[1]]
+    assert envs.unexpected_conflicts(PIP_CHECK, ()) == PIP_CHECK.splitlines()
+    assert envs.unexpected_conflicts("No broken requirements found.\n", ()) == []
+
+
+def test_an_env_whose_pip_check_fails_beyond_its_overrides_is_refused(
+    tmp_path, commands, monkeypatch
+):
+    def check_fails(argv, **_kwargs):
+        commands.append(tuple(str(a) for a in argv))
+        failed = tuple(map(str, argv[-2:])) == ("pip", "check")
+        return Result(commands[-1], 1 if failed else 0, PIP_CHECK if failed else "")
+
+    monkeypatch.setattr(envs, "run", check_fails)
+    recipe = envs.EnvRecipe(
+        torch="2.14.0", overrides=("flashinfer-python==0.7.4",), wheel="vllm-0.34.0.whl"
+    )
+    with pytest.raises(EnvError, match="cuda-python<13") as raised:
+        envs._build(tmp_path, recipe)
+    assert "flashinfer" not in str(raised.value)
+
+    only_overridden = PIP_CHECK.splitlines(keepends=True)[0]
+    monkeypatch.setattr(envs, "run", lambda argv, **_kw: Result(tuple(argv), 1, only_overridden))
+    envs._build(tmp_path, recipe)  # the one unmet pin is the overridden one: no error
+
+
+def test_pins_refuse_an_override_that_is_not_a_requirement(tmp_path):
+    pins = (REPO / "upstream" / "pins.toml").read_text()
+    (tmp_path / "upstream").mkdir()
+    env = '[vllm.lines."0.28.0".env]\n'
+    bad = pins.replace(env, env + 'overrides = ["flashinfer python 0.7.4"]\n', 1)
+    (tmp_path / "upstream" / "pins.toml").write_text(bad)
+    with pytest.raises(UsageError, match=r"overrides.*flashinfer python 0\.7\.4"):
         load_project(tmp_path)
