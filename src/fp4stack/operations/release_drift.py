@@ -103,4 +103,5 @@ def target_line(project: Project, line: Line, version: str) -> tuple[Line, str]:
 
 
 def _env_summary(line: Line) -> str:
-    return ", ".join([f"torch {line.env.torch}", *line.env.requires])
+    overrides = [f"override {pin}" for pin in line.env.overrides]
+    return ", ".join([f"torch {line.env.torch}", *line.env.requires, *overrides])
