@@ -104,6 +104,14 @@ def _verdict(project: Project, line: Line, profile: Profile) -> LineVerdict:
         read = [f for f in profile.formats if f in line.reads]
         return LineVerdict(line.id, consumer, "loads", f"reads {', '.join(read)} as released")
     paths = tuple(dict.fromkeys(p.path for p, _ in needed))
-    detail = "; ".join(f"{p.subject}{f' ({c.when()})' if c.when() else ''}" for p, c in needed)
+    # one entry per patch: its subject, with the load conditions of the claims that matched
+    # (none when one of them holds whatever the load)
+    conditions: dict[str, list[str]] = {}
+    for p, c in needed:
+        conditions.setdefault(p.subject, []).append(c.when())
+    detail = "; ".join(
+        subject if "" in whens else f"{subject} ({', '.join(dict.fromkeys(whens))})"
+        for subject, whens in conditions.items()
+    )
     command = f"fp4stack install {line.upstream}"
     return LineVerdict(line.id, consumer, "needs-patch", detail, paths, command)
