@@ -90,6 +90,28 @@ def test_each_line_of_a_consumer_gets_a_verdict_from_its_patches(toy):
     assert line_verdicts(project, Profile(("fp8-block",))) == [], "toy does not read fp8-block"
 
 
+@pytest.mark.parametrize(
+    ("affects", "detail"),
+    [
+        (
+            "Affects: modelopt-nvfp4 dtype=float32\n"
+            "Affects: modelopt-nvfp4 arch=gpt_oss dtype=float16\n",
+            "Triple instead of double (float32 loads, float16 loads)",
+        ),
+        (
+            "Affects: modelopt-nvfp4 dtype=float32\nAffects: modelopt-nvfp4 arch=gpt_oss\n",
+            "Triple instead of double",
+        ),
+    ],
+)
+def test_a_patch_with_several_matching_claims_is_named_once(toy, affects, detail):
+    """Its load conditions are listed together; one claim without any makes it unconditional."""
+    _toy_patch(toy, affects)
+    _as_consumer(toy, '"modelopt-nvfp4"')
+    [needs] = line_verdicts(load_project(toy.root), GPT_OSS)
+    assert needs.detail == detail
+
+
 def test_an_unsupported_checkpoint_does_not_load_whatever_the_patches(toy):
     _toy_patch(toy, "Affects: modelopt-nvfp4\n")
     why = "no expert path"
