@@ -12,7 +12,6 @@ line's series and the release, so a daily run that finds nothing new downloads n
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from fp4stack.operations.release_drift import compare
 from fp4stack.stack.drift_report import PatchDrift
 from fp4stack.stack.pins import Line, Project
 from fp4stack.stack.resolve import newest_release
-from fp4stack.stack.series import parse_patch, series_paths, stack_digest
+from fp4stack.stack.series import stack_digest
 
 ALREADY_UPSTREAM = "already upstream"
 
@@ -88,9 +87,7 @@ def _status(project: Project, line: Line, run_tests: bool) -> UpstreamStatus:
         return replace(status, patches=patches, decided_by=decided_by, cached=True)
     log(f"{line.upstream}: {release} is newer than {line.id}: drift")
     report = compare(project, line, release, run_tests=run_tests).report
-    statuses = {p.path.name: p.trailer("Upstream-Status") for p in map(parse_patch,
-                series_paths(project.patches(line)))}  # fmt: skip
-    verdicts = [_verdict(p, statuses.get(p.patch, []), release) for p in report.patches]
+    verdicts = [_verdict(p) for p in report.patches]
     decided_by = report.tests_note or "tests"
     answer = {"patches": [asdict(v) for v in verdicts], "decided_by": decided_by}
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -98,24 +95,10 @@ def _status(project: Project, line: Line, run_tests: bool) -> UpstreamStatus:
     return replace(status, patches=verdicts, decided_by=decided_by)
 
 
-# "fixed differently upstream in v5.x", "Backport [0.14.0]": the release a status names
-_FIXED_IN = re.compile(r"(?:fixed differently upstream in|^Backport \[)[^\]]*?\bv?(\d+)\.(\d+|x)")
-
-
-def _verdict(patch: PatchDrift, status: list[str], release: str) -> PatchVerdict:
-    """Drift's verdict; where no test could decide, a status that names a release at or
-    below ``release`` as fixed upstream says the patch is no longer needed there."""
-    if patch.verdict == ALREADY_UPSTREAM or patch.decided_by == "tests" or not status:
-        return PatchVerdict(patch.patch, patch.verdict)
-    found = _FIXED_IN.search(status[0])
-    if found is None:
-        return PatchVerdict(patch.patch, patch.verdict)
-    major, minor = found.groups()
-    fixed = Version(f"{major}.{0 if minor == 'x' else minor}")
-    if Version(release) < fixed:
-        return PatchVerdict(patch.patch, patch.verdict)
-    why = f"text says {patch.verdict}, no test ran; its status: {status[0]}"
-    return PatchVerdict(patch.patch, ALREADY_UPSTREAM, why)
+def _verdict(patch: PatchDrift) -> PatchVerdict:
+    """Drift's verdict, with its evidence where the patch's status decided it."""
+    evidence = patch.evidence if patch.decided_by == "status" else ""
+    return PatchVerdict(patch.patch, patch.verdict, evidence)
 
 
 def _cached(path: Path, key: dict[str, object]) -> tuple[list[PatchVerdict], str] | None:

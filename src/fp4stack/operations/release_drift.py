@@ -19,6 +19,7 @@ from fp4stack.stack import drift_report, drift_text
 from fp4stack.stack.drift_report import DriftReport
 from fp4stack.stack.pins import Line, Project
 from fp4stack.stack.resolve import check_target, resolve
+from fp4stack.stack.series import parse_patch, series_paths
 from fp4stack.testing.drift_behaviour import TestEnv, behaviour, pristine_env
 
 
@@ -79,10 +80,13 @@ def drift(
             patches, note = behaviour(project, line, target, env, patches), ""
     else:
         env_note = ""
+    statuses = {q.path.name: q.trailer("Upstream-Status") for q in map(parse_patch,
+                series_paths(project.patches(line)))}  # fmt: skip
     decided = []
     for p in patches:
         verdict, by = drift_report.verdict(p.text, p.tested, p.tested_with_others)
-        decided.append(dataclasses.replace(p, verdict=verdict, decided_by=by))
+        p = dataclasses.replace(p, verdict=verdict, decided_by=by)
+        decided.append(drift_report.status_decides(p, (statuses.get(p.patch) or [""])[0], version))
     report = DriftReport(line.id, target.id, line.distribution, decided, note, env_note)
     return report, target
 

@@ -10,10 +10,13 @@ forms: the JSON in ``build/drift/``, the printed table, and the committed Markdo
 from __future__ import annotations
 
 import json
+import re
 import textwrap
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+
+from packaging.version import Version
 
 from fp4stack.core.fs import write_atomic
 from fp4stack.stack.pins import Project
@@ -39,7 +42,7 @@ class PatchDrift:
     tested_with_others: str = "not run"
     evidence: str = ""  # why the verdict: a collection error, a leave-one-out result, …
     verdict: Verdict = "applies"
-    decided_by: str = "text"  # tests | text
+    decided_by: str = "text"  # tests | text | status
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,27 @@ def verdict(text: Text, tested: str, with_others: str = "not run") -> tuple[Verd
     if text == "reverse-applies":
         return "already upstream", "text"
     return ("conflicts" if text == "conflicts" else "applies"), "text"
+
+
+# "fixed differently upstream in v5.x", "Backport [0.14.0]": the release a status names
+_FIXED_IN = re.compile(r"(?:fixed differently upstream in|^Backport \[)[^\]]*?\bv?(\d+)\.(\d+|x)")
+
+
+def status_decides(patch: PatchDrift, status: str, release: str) -> PatchDrift:
+    """``patch`` as its ``Upstream-Status`` leaves it, where no test decided: a status that
+    names a release at or below ``release`` as having the fix upstream (``fixed differently
+    upstream in v5.x``, ``Backport [0.14.0]``) makes it already upstream there, whatever the
+    text says (a rewritten file conflicts, it does not reverse-apply)."""
+    if patch.verdict == "already upstream" or patch.decided_by == "tests":
+        return patch
+    found = _FIXED_IN.search(status)
+    if found is None:
+        return patch
+    major, minor = found.groups()
+    if Version(release) < Version(f"{major}.{0 if minor == 'x' else minor}"):
+        return patch
+    evidence = f"text says {patch.verdict}, no test decided; its status: {status}"
+    return replace(patch, verdict="already upstream", decided_by="status", evidence=evidence)
 
 
 def write_json(project: Project, report: DriftReport) -> Path:

@@ -184,6 +184,24 @@ def test_drift_without_tests_lets_the_text_decide(lines):
     assert "text decides" in report.tests_note
 
 
+def test_a_status_naming_the_release_decides_where_no_test_did(lines):
+    """A patch whose status says upstream fixed it its own way by the release is already
+    upstream there, though its text conflicts: so `rebase` drops it as `outdated` does."""
+    line = toy_line(lines)
+    [dims] = [p for p in (lines.patches(line)).glob("*dims*.patch")]
+    status = "Inappropriate [fixed differently upstream in v1.2: dims returns a sequence]"
+    dims.write_text(dims.read_text().replace("Pending [toy upstream has no tracker]", status))
+
+    report, _ = drift(lines, line, "1.2", run_tests=False)
+
+    [judged] = [p for p in report.patches if "dims" in p.patch]
+    assert (judged.text, judged.verdict, judged.decided_by) == (
+        "conflicts", "already upstream", "status")  # fmt: skip
+    assert status in judged.evidence
+    report, _ = drift(lines, line, "1.1", run_tests=False)
+    assert [p.verdict for p in report.patches if "dims" in p.patch] == ["applies"], "1.1 < 1.2"
+
+
 @pytest.mark.parametrize(
     ("text", "tested", "with_others", "expected"),
     [

@@ -117,12 +117,13 @@ def test_an_unknown_upstream_is_a_usage_error(toy, run_cli, monkeypatch):
     ],
 )
 def test_where_no_test_ran_a_status_naming_the_fixed_release_decides(status, release, verdict):
-    from fp4stack.operations.outdated import _verdict
-    from fp4stack.stack.drift_report import PatchDrift
+    """The rule lives with drift's verdicts, so `drift`, `rebase` and `outdated` agree."""
+    from fp4stack.stack.drift_report import PatchDrift, status_decides
 
     drifted = PatchDrift(PATCH, "Triple", "conflicts", verdict="conflicts", decided_by="text")
-    judged = _verdict(drifted, [status], release)
+    judged = status_decides(drifted, status, release)
     assert judged.verdict == verdict
     assert bool(judged.evidence) == (verdict == "already upstream")
+    assert judged.decided_by == ("status" if verdict == "already upstream" else "text")
     tested = PatchDrift(PATCH, "Triple", "conflicts", verdict="still needed", decided_by="tests")
-    assert _verdict(tested, [status], release).verdict == "still needed", "tests decide first"
+    assert status_decides(tested, status, release).verdict == "still needed", "tests decide first"
