@@ -28,6 +28,7 @@ from fp4stack.checkpoint.doctor.diagnose import diagnose_open
 from fp4stack.checkpoint.doctor.findings import Finding, Repair
 from fp4stack.checkpoint.doctor.nvfp4 import exact_e4m3
 from fp4stack.checkpoint.fp4 import e4m3_encode
+from fp4stack.checkpoint.inputs import check_copyable
 from fp4stack.checkpoint.mxfp4_bias import to_standard
 from fp4stack.checkpoint.outdir import check_paths, finalize, make_temp
 from fp4stack.checkpoint.reader import INDEX_NAME, Checkpoint, open_checkpoint
@@ -183,10 +184,12 @@ def _fill(plan: FixPlan, tmp: Path) -> None:
     for entry in sorted(ckpt.root.iterdir()):
         if entry.name in touched:
             _write_shard(ckpt, entry.name, repairs, tmp / entry.name)
-        elif entry.is_dir():
-            shutil.copytree(entry, tmp / entry.name, symlinks=True)
         else:
-            shutil.copy2(entry, tmp / entry.name)
+            check_copyable(entry)
+            if entry.is_dir():
+                shutil.copytree(entry, tmp / entry.name, symlinks=True)
+            else:
+                shutil.copy2(entry, tmp / entry.name)
     if ckpt.index is not None and (renames or any(s.repair.kind == "index" for s in plan.steps)):
         _write_index(ckpt, renames, tmp)
     if any(r.kind == "e8m0-shift" for r in repairs.values()):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from fp4stack.checkpoint.inputs import MAX_INDEX_BYTES, MAX_JSON_BYTES, parse_json, read_bounded
 from fp4stack.core.errors import UsageError
 
 
@@ -22,13 +22,16 @@ def read_json(path: Path, missing_hint: str) -> dict[str, Any]:
 
 
 def read_json_if_present(path: Path) -> dict[str, Any] | None:
-    """The JSON object in ``path``, or None when there is no such file."""
+    """The JSON object in ``path``, or None when there is no such file. Bounded: a special
+    file, one above its size cap, or JSON nested too deep is refused (``checkpoint.inputs``)."""
+    limit = MAX_INDEX_BYTES if path.name.endswith(".index.json") else MAX_JSON_BYTES
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_bounded(path, limit)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UsageError(f"{path}: unreadable JSON: {error}") from error
+    except OSError as error:
+        raise UsageError(f"{path}: unreadable: {error.strerror}") from error
+    data = parse_json(raw, str(path))
     if not isinstance(data, dict):
         raise UsageError(f"{path}: not a JSON object")
     return data

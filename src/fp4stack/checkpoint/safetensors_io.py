@@ -19,6 +19,7 @@ from typing import cast
 
 import numpy as np
 
+from fp4stack.checkpoint.inputs import open_regular, parse_json
 from fp4stack.core.errors import UsageError
 
 DTYPE_SIZES: dict[str, int] = {
@@ -92,8 +93,8 @@ class SafetensorsFile:
         self.tensors: dict[str, TensorInfo] = {}
         self.metadata: dict[str, str] | None = None
         try:
-            self.fd = os.open(path, os.O_RDONLY)
-        except OSError as error:
+            self.fd = open_regular(path)
+        except FileNotFoundError as error:
             raise UsageError(f"{path}: cannot open: {error.strerror}") from error
         try:
             self._parse()
@@ -109,9 +110,9 @@ class SafetensorsFile:
         if n > MAX_HEADER or 8 + n > size:
             raise _corrupt(self.path, f"header length {n} exceeds the file size {size}")
         try:
-            header = json.loads(os.pread(self.fd, n, 8).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise _corrupt(self.path, f"header is not JSON ({error})") from error
+            header = parse_json(os.pread(self.fd, n, 8), "header")
+        except UsageError as error:
+            raise _corrupt(self.path, str(error)) from None
         if not isinstance(header, dict):
             raise _corrupt(self.path, "header is not a JSON object")
         meta = header.pop("__metadata__", None)

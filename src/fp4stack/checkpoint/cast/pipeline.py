@@ -14,6 +14,7 @@ from fp4stack.checkpoint.cast.convert import TensorStats
 from fp4stack.checkpoint.cast.plan import Job, Plan, make_plan
 from fp4stack.checkpoint.cast.source import Source, open_source
 from fp4stack.checkpoint.cast.work import Worker, batches, init_process, run_batch
+from fp4stack.checkpoint.inputs import check_copyable
 from fp4stack.checkpoint.mxfp4_bias import ScaleBias, resolve_scale_bias
 from fp4stack.checkpoint.outdir import check_paths, finalize, make_temp
 from fp4stack.checkpoint.reader import CONFIG, HF_QUANT_CONFIG, INDEX_NAME
@@ -75,6 +76,7 @@ def _copy_others(src: Source, tmp: Path) -> dict[str, str]:
         if entry.name in PRODUCER_FILES:
             dropped[entry.name] = PRODUCER_FILES[entry.name]
             continue
+        check_copyable(entry)
         if entry.is_dir():
             shutil.copytree(entry, tmp / entry.name)
         else:

@@ -401,3 +401,16 @@ def test_write_failure_is_a_convert_error(tmp_path, run_cli, monkeypatch):
         pipeline.cast_checkpoint(src, dst, "modelopt", 1, False)
     assert isinstance(exc.value.__cause__, OSError)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_an_extra_file_that_is_not_regular_is_refused_not_copied_forever(tmp_path, run_cli, kind):
+    src = make_src(tmp_path / "src")
+    extra = src / "tokenizer.model"
+    if kind == "fifo":
+        os.mkfifo(extra)
+    else:
+        extra.symlink_to("/dev/zero")
+    assert_clean_failure(
+        run_cli(src, tmp_path / "dst"), tmp_path / "dst", "tokenizer.model", "refusing to copy"
+    )

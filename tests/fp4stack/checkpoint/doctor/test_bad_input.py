@@ -37,6 +37,33 @@ def _header_not_json(root):
     (root / "model.safetensors").write_bytes(bytes(data))
 
 
+def _replace_with_link_to_dev_zero(root, name="config.json"):
+    (root / name).unlink(missing_ok=True)
+    (root / name).symlink_to("/dev/zero")
+
+
+def _config_fifo(root):
+    (root / "config.json").unlink()
+    os.mkfifo(root / "config.json")
+
+
+def _config_nested_too_deep(root):
+    (root / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+
+
+def _config_with_a_huge_integer(root):
+    (root / "config.json").write_text('{"vocab_size": ' + "9" * 5000 + "}")
+
+
+def _index_links_to_dev_zero(root):
+    _replace_with_link_to_dev_zero(root, "model.safetensors.index.json")
+
+
+def _header_nested_too_deep(root):
+    header = ("[" * 100_000 + "]" * 100_000).encode()
+    (root / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+
+
 def _modelopt_fp8(root):
     (root / "hf_quant_config.json").write_text(json.dumps({"quantization": {"quant_algo": "FP8"}}))
 
@@ -46,7 +73,19 @@ BAD = {
     "unreadable-file": (_unreadable, "model.safetensors: cannot open"),
     "unknown-format": (_unknown_format, "unknown checkpoint format (quant_method 'gptq')"),
     "no-config": (_no_config, "config.json: missing"),
-    "header-not-json": (_header_not_json, "header is not JSON"),
+    "header-not-json": (_header_not_json, "header: not valid JSON"),
+    "header-nested-too-deep": (_header_nested_too_deep, "header: JSON nested too deep"),
+    "config-links-to-dev-zero": (
+        _replace_with_link_to_dev_zero,
+        "config.json: a character device, not a regular file",
+    ),
+    "config-is-a-fifo": (_config_fifo, "config.json: a FIFO, not a regular file"),
+    "config-nested-too-deep": (_config_nested_too_deep, "config.json: JSON nested too deep"),
+    "config-huge-integer": (_config_with_a_huge_integer, "config.json: not valid JSON"),
+    "index-links-to-dev-zero": (
+        _index_links_to_dev_zero,
+        "model.safetensors.index.json: a character device",
+    ),
     "modelopt-not-nvfp4": (_modelopt_fp8, "quant_algo 'FP8' is not NVFP4"),
 }
 
@@ -67,6 +106,27 @@ def test_bad_input_is_one_clear_error_and_exit_2(tmp_path, run_cli, verb, case):
     errors = [ln for ln in err.splitlines() if ln.startswith("ERROR:")]
     assert len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err and out == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"], "nothing written"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "fifo-in-a-folder"])
+def test_fix_refuses_to_copy_an_extra_file_that_is_not_regular(tmp_path, run_cli, kind):
+    """A tokenizer that is a FIFO or /dev/zero would be copied without end."""
+    fixable = dc.ct_fp8_block()  # block scales under another name: fix renames them
+    dc.rename_all("weight_scale", "weight_scale_inv")(fixable)
+    root = dc.write(tmp_path / "ckpt", fixable)
+    target = {"fifo": root / "vocab.txt", "dev-zero": root / "vocab.txt",
+              "fifo-in-a-folder": root / "extra" / "pipe"}[kind]  # fmt: skip
+    target.parent.mkdir(exist_ok=True)
+    if kind == "dev-zero":
+        target.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(target)
+    code, _out, err = run_cli("fix", root, tmp_path / "out")
+    assert code == 2, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("ERROR:")]
+    assert len(errors) == 1 and f"{target.name}: " in errors[0] and "refusing to copy" in errors[0]
+    assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"], "nothing written"
 
 
