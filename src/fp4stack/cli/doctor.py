@@ -55,12 +55,15 @@ INSTALL = """\
 Replace compressed-tensors, vLLM, ModelOpt or transformers (default: every one installed)
 in PY's environment by fp4stack's patched wheel of exactly the installed release:
 `PY -m pip install --no-deps --force-reinstall dist/<wheel>`, built first if dist/ lacks
-it. No dependency changes, and `pip check` must say the same after as before. --undo puts
-the official wheel back (from build/cache, or the index, verified by its pinned sha256).
-Site-packages files are never edited in place. A release we have no line for is refused,
-naming the lines we have.
+it. No dependency changes, and `pip check` may report no conflict it did not before
+(conflicts are compared by requirement, local version labels aside, so an environment
+that was already broken can be swapped). --undo puts the official wheel back (from
+build/cache, or the index, verified by its pinned sha256). A run that fails puts back
+every wheel it replaced, by itself, and says so. Site-packages files are never edited in
+place. A release we have no line for is refused, naming the lines we have.
 
-Exit codes: 0 done (or already so); 1 pip failed or `pip check` changed; 2 bad input.
+Exit codes: 0 done (or already so); 1 pip failed or the swap made a `pip check` conflict
+(what was replaced is put back); 2 bad input.
 """
 
 
