@@ -62,7 +62,21 @@ class Detected:
     version: Any = None  # compressed-tensors: quantization_config.version, as written
     groups: list[ConfigGroup] = field(default_factory=list)  # compressed-tensors, by name
     why: str = ""  # no formats: why not ("quant_method 'gptq'", "no config_groups")
+    # declared fields a consumer could not read (a block size of letters, weights that are
+    # a string): the checkpoint is not loadable as declared
+    malformed: list[str] = field(default_factory=list)
     declared_in: str = CONFIG  # the file that says what ``why`` quotes
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _block(value: Any) -> tuple[int, int] | None:
+    """A declared [rows, columns] block: two positive integers, else None."""
+    if isinstance(value, list) and len(value) == 2 and all(map(_positive_int, value)):
+        return (value[0], value[1])
+    return None
 
 
 def _method_detail(method: Any) -> str:
@@ -78,8 +92,18 @@ def _ct(qc: dict[str, Any], found: Detected) -> None:
         return
     for name, group in sorted((groups or {}).items()):
         fmt = group.get("format") or qc.get("format")
-        weights = group.get("weights") if isinstance(group.get("weights"), dict) else {}
+        weights = group.get("weights")
+        if weights is not None and not isinstance(weights, dict):
+            found.malformed.append(
+                f"config group {name!r}: weights is {weights!r}, not an object of quantization "
+                "arguments"
+            )
+        weights = weights if isinstance(weights, dict) else {}
         size = weights.get("group_size")
+        if size is not None and not _positive_int(size):
+            found.malformed.append(
+                f"config group {name!r}: group_size {size!r} is not a positive integer"
+            )
         found.groups.append(ConfigGroup(name, fmt, size))
         label = CT_FORMATS.get(str(fmt))
         if label is None:
@@ -88,14 +112,17 @@ def _ct(qc: dict[str, Any], found: Detected) -> None:
         if label not in found.formats:
             found.formats.append(label)
         if label == CT_NVFP4:
-            found.nvfp4_group = size if isinstance(size, int) else None
+            found.nvfp4_group = size if _positive_int(size) else None
         elif label == CT_MXFP4:
-            found.mxfp4_group = size if isinstance(size, int) else None
+            found.mxfp4_group = size if _positive_int(size) else None
         else:
             found.fp8_strategy = str(weights.get("strategy"))
             block = weights.get("block_structure")
-            if isinstance(block, list) and len(block) == 2:
-                found.fp8_block = (int(block[0]), int(block[1]))
+            found.fp8_block = _block(block)
+            if block is not None and found.fp8_block is None:
+                found.malformed.append(
+                    f"config group {name!r}: block_structure {block!r} is not two positive integers"
+                )
         if group.get("input_activations"):
             found.activations = True
     if not found.formats:
@@ -109,8 +136,14 @@ def _modelopt(qc: dict[str, Any], hf_quant: dict[str, Any] | None) -> Detected |
         return None
     algo = str(qc.get("quant_algo") or hq.get("quant_algo") or "")
     producer = (hf_quant or {}).get("producer") or qc.get("producer") or {}
-    found = Detected([], f"{producer.get('name', '?')} {producer.get('version', '?')}")
+    named = producer if isinstance(producer, dict) else {}
+    found = Detected([], f"{named.get('name', '?')} {named.get('version', '?')}")
     found.family, found.quant_algo = MODELOPT, algo
+    quantization = (hf_quant or {}).get("quantization")
+    if quantization is not None and not isinstance(quantization, dict):
+        found.malformed.append(
+            f"{HF_QUANT_CONFIG}: quantization is {type(quantization).__name__}, not an object"
+        )
     if "NVFP4" not in algo.upper():
         found.why = f"ModelOpt quant_algo {algo!r} is not NVFP4"
         found.declared_in = HF_QUANT_CONFIG if hq else CONFIG
@@ -128,7 +161,9 @@ def _modelopt(qc: dict[str, Any], hf_quant: dict[str, Any] | None) -> Detected |
     if size is None and isinstance(groups, dict):
         sizes = [((g or {}).get("weights") or {}).get("group_size") for g in groups.values()]
         size = next((s for s in sizes if s), None)
-    found.nvfp4_group = size if isinstance(size, int) else None
+    found.nvfp4_group = size if _positive_int(size) else None
+    if size is not None and found.nvfp4_group is None:
+        found.malformed.append(f"group_size {size!r} is not a positive integer")
     found.activations = not algo.upper().startswith("W4A16")
     return found
 
@@ -146,10 +181,12 @@ def detect(config: dict[str, Any], hf_quant: dict[str, Any] | None = None) -> De
         found = Detected([GPT_OSS_MXFP4], "gpt-oss (quant_method 'mxfp4')", mxfp4_group=32)
         found.family = GPT_OSS
         return found
-    if method == "fp8" and isinstance(qc.get("weight_block_size"), list):
+    if method == "fp8" and "weight_block_size" in qc:
         block = qc["weight_block_size"]
-        found = Detected([FP8_BLOCK], "quant_method 'fp8'", fp8_block=(block[0], block[1]))
+        found = Detected([FP8_BLOCK], "quant_method 'fp8'", fp8_block=_block(block))
         found.family = FP8
+        if found.fp8_block is None:
+            found.malformed.append(f"weight_block_size {block!r} is not two positive integers")
         return found
     if method == "compressed-tensors":
         found = Detected([], f"compressed-tensors {qc.get('version', '(no version)')}")

@@ -25,6 +25,16 @@ from fp4stack.core.errors import UsageError
 
 CONFIG = "config.json"
 INDEX_NAME = "model.safetensors.index.json"
+# safetensors integer dtypes wider than a byte, as numpy reads them
+_INTEGERS = {
+    "I8": "i1",
+    "I16": "<i2",
+    "U16": "<u2",
+    "I32": "<i4",
+    "U32": "<u4",
+    "I64": "<i8",
+    "U64": "<u8",
+}
 HF_QUANT_CONFIG = "hf_quant_config.json"
 
 
@@ -94,7 +104,11 @@ class Checkpoint:
         elif info.dtype == "F8_E4M3":
             magnitude = np.append(E4M3_VALUES, np.nan)[data & 0x7F]
             out = np.where(data & 0x80, -magnitude, magnitude)
-        else:
+        elif info.dtype in _INTEGERS:
+            out = data.view(_INTEGERS[info.dtype]).astype(np.float64)
+        elif info.dtype == "F64":
+            out = data.view("<f8")
+        else:  # U8, F8_E8M0, BOOL: one byte each, read as its integer
             out = data.astype(np.float64)
         return out.reshape(info.shape)
 
@@ -125,6 +139,9 @@ def _weight_map(root: Path, index: dict[str, Any]) -> dict[str, str]:
     bad = sorted(s for s in set(weight_map.values()) if "/" in s or s.startswith("."))
     if bad:
         raise UsageError(f"{path}: shard name {bad[0]!r} is not a file name")
+    metadata = index.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise UsageError(f"{path}: metadata is {type(metadata).__name__}, not an object")
     return weight_map
 
 

@@ -10,6 +10,7 @@ from fp4stack.checkpoint.doctor.checkers import checker
 from fp4stack.checkpoint.doctor.consumers import profile, repair_and_tool_verdicts
 from fp4stack.checkpoint.doctor.findings import SEVERITIES, Finding, Report
 from fp4stack.checkpoint.doctor.shard_checks import check_layout
+from fp4stack.checkpoint.doctor.tensor_checks import check_payloads_have_scales
 from fp4stack.checkpoint.reader import Checkpoint, open_checkpoint
 from fp4stack.core.errors import UsageError
 
@@ -66,8 +67,19 @@ def diagnose_open(ckpt: Checkpoint, headers_only: bool = False) -> Report:
         )
         for conflict in found.conflicts
     ]
+    report.findings += [
+        Finding(
+            "error",
+            "not-loadable",
+            found.declared_in,
+            f"not loadable as declared: {field}",
+            "correct the quantization config to what the producer wrote",
+        )
+        for field in found.malformed
+    ]
     check_layout(ckpt, report)
     report.quantized = _validate(ckpt, found, report)
+    check_payloads_have_scales(ckpt, report)
     if report.quantized == 0:
         report.add(
             Finding(

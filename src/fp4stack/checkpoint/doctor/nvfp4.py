@@ -58,10 +58,13 @@ def _modelopt_units(ckpt: Checkpoint) -> list[Unit]:
         if name.endswith(".weight") and ckpt.info(name).dtype == "U8":
             base = name.removesuffix(".weight")
             out.append(Unit(name, f"{name}_scale", f"{name}_scale_2", f"{base}.input_scale", False))
-        elif name.endswith("_weight_scale") and name.removesuffix("_weight_scale") in ckpt.where:
-            base = name.removesuffix("_weight_scale")
-            if ckpt.info(base).dtype == "U8":
-                out.append(Unit(base, name, f"{name}_2", f"{base}_input_scale", True))
+        elif ckpt.info(name).dtype == "U8" and any(
+            f"{name}_{partner}" in ckpt.where for partner in ("weight_scale", "weight_scale_2")
+        ):
+            # fused experts (gpt-oss): `x`, `x_weight_scale`, `x_weight_scale_2`; either
+            # scale marks `x` as NVFP4, so a lost block scale is reported, not unseen
+            scale = f"{name}_weight_scale"
+            out.append(Unit(name, scale, f"{scale}_2", f"{name}_input_scale", True))
     return out
 
 

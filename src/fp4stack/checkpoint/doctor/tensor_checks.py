@@ -72,3 +72,39 @@ def check_packed_dtype(ckpt: Checkpoint, name: str, fmt: str, report: Report) ->
                 "re-export the checkpoint with its producer",
             )
         )
+
+
+# Low-bit payload dtypes: packed FP4 (two codes per byte) and FP8 codes.
+PAYLOAD_DTYPES = ("U8", "F8_E4M3", "F8_E5M2")
+# What a payload's name ends in, before its scale's suffix: `x.weight` -> `x.weight_scale`,
+# `x.weight_packed` -> `x.weight_scale`, gpt-oss `x_blocks` -> `x_scales`, ModelOpt's fused
+# experts `x` -> `x_weight_scale`.
+_PAYLOAD_SUFFIXES = (".weight_packed", ".weight", "_blocks")
+# The per-block (or per-channel) scale after that stem, in every format we read; a global
+# scale alone (`_weight_scale_2`, `weight_global_scale`) does not make a weight readable.
+_BLOCK_SCALE_SUFFIXES = (".weight_scale", "_weight_scale", "_scales", ".weight_scale_inv")
+
+
+def check_payloads_have_scales(ckpt: Checkpoint, report: Report) -> None:
+    """Every low-bit payload (a U8 or FP8 tensor that is not itself a scale) has some scale
+    beside it, whatever the format calls it: one without is the silently dropped scale a
+    loader turns into garbage. Tensors a format checker already reported are left to it."""
+    reported = {f.where for f in report.findings}
+    for name in sorted(ckpt.where):
+        if ckpt.info(name).dtype not in PAYLOAD_DTYPES or "scale" in name.rsplit(".", 1)[-1]:
+            continue
+        if ckpt.label(name) in reported:
+            continue
+        stem = next((name.removesuffix(s) for s in _PAYLOAD_SUFFIXES if name.endswith(s)), name)
+        if any(stem + suffix in ckpt.where for suffix in _BLOCK_SCALE_SUFFIXES):
+            continue
+        report.add(
+            Finding(
+                "error",
+                "payload-without-scale",
+                ckpt.label(name),
+                f"{ckpt.info(name).dtype} low-bit weight with no scale tensor beside it: "
+                "a loader would read its codes as values, or drop it",
+                "the checkpoint is incomplete: re-export it, or re-download its shards",
+            )
+        )
