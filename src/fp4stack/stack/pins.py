@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -293,23 +294,28 @@ def _line(name: str, version: str, table: dict[str, Any], path: Path) -> Line:
 
 
 def _requirements(where: str, key: str, values: object) -> tuple[str, ...]:
-    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise UsageError(f"{where}: {key} must be a list of requirements", hint=_PINS_HINT)
-    for value in values:
-        try:
-            Requirement(value)
-        except InvalidRequirement as error:
-            raise UsageError(f"{where}: {key}: {value!r}: {error}", hint=_PINS_HINT) from None
-    return tuple(values)
+    return _checked_strings(where, key, values, "requirements", Requirement, InvalidRequirement)
 
 
 def _claims(where: str, key: str, values: object) -> tuple[str, ...]:
+    return _checked_strings(where, key, values, "formats", parse_claim, ClaimError)
+
+
+def _checked_strings(
+    where: str,
+    key: str,
+    values: object,
+    what: str,
+    parse: Callable[[str], object],
+    error_type: type[Exception],
+) -> tuple[str, ...]:
+    """``values``, a list of strings each of which ``parse`` accepts."""
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise UsageError(f"{where}: {key} must be a list of formats", hint=_PINS_HINT)
+        raise UsageError(f"{where}: {key} must be a list of {what}", hint=_PINS_HINT)
     for value in values:
         try:
-            parse_claim(value)
-        except ClaimError as error:
+            parse(value)
+        except error_type as error:
             raise UsageError(f"{where}: {key}: {value!r}: {error}", hint=_PINS_HINT) from None
     return tuple(values)
 
