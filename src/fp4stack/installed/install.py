@@ -13,9 +13,9 @@ from fp4stack.build.wheel import WheelName, build_wheel, local_version, patched_
 from fp4stack.core.download import fetch
 from fp4stack.core.errors import EnvError, FP4StackError, UsageError, stage
 from fp4stack.core.log import log
+from fp4stack.core.pipcheck import Conflict, new_conflicts, pip_check
 from fp4stack.core.runner import run
 from fp4stack.installed.defects import distributions, line_for
-from fp4stack.installed.pipcheck import Conflict, new_conflicts, pip_check
 from fp4stack.installed.probe import Installed, probe
 from fp4stack.stack.apply import apply
 from fp4stack.stack.pins import Line, Project

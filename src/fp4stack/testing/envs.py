@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass, field, replace
@@ -13,6 +12,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from fp4stack.core import pipcheck
 from fp4stack.core.errors import EnvError, stage
 from fp4stack.core.fs import sha256_of, write_atomic
 from fp4stack.core.installer import Installer
@@ -128,23 +128,20 @@ def _build(venv: Path, recipe: EnvRecipe) -> None:
 
 
 def unexpected_conflicts(pip_check: str, overrides: tuple[str, ...]) -> list[str]:
-    """The lines of ``pip check``'s output not explained by ``overrides``: a requirement
+    """The conflicts in ``pip check``'s output not explained by ``overrides``: a requirement
     on an overridden distribution is unmet on purpose ("…, but you have flashinfer-python
-    0.7.4." when the override is ``flashinfer-python==0.7.4``), every other line counts."""
+    0.7.4." when the override is ``flashinfer-python==0.7.4``), every other conflict counts."""
     overridden = {canonicalize_name(Requirement(pin).name) for pin in overrides}
     unmet = []
-    for line in pip_check.splitlines():
-        match = _HAVE.search(line)
-        if match and canonicalize_name(match["name"]) in overridden:
-            log(f"pip check, unmet on purpose (override): {line.strip()}")
-            continue
-        if line.strip() and not line.startswith("No broken requirements"):
-            unmet.append(line)
+    lines = [ln.strip() for ln in pip_check.splitlines()]
+    for conflict in (
+        pipcheck.parse_line(ln) for ln in lines if ln and ln != pipcheck.NOTHING_BROKEN
+    ):
+        if canonicalize_name(conflict.installed.split(" ")[0]) in overridden:
+            log(f"pip check, unmet on purpose (override): {conflict.text}")
+        else:
+            unmet.append(conflict.text)
     return unmet
-
-
-# pip check: "<dist> <version> has requirement <req>, but you have <name> <version>."
-_HAVE = re.compile(r"but you have (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*) \S+\.?$")
 
 
 def site_packages(venv: Path) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fp4stack.installed.pipcheck import (
+from fp4stack.core.pipcheck import (
     NOT_INSTALLED,
     UNSUPPORTED,
     Conflict,
